@@ -1,0 +1,482 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/relief/relief/bench/internal/loadgen"
+)
+
+// Final per-claim outcomes other than an HTTP status.
+const (
+	stNone      int16 = 0  // not sent, or cut off by the cap
+	stTransport int16 = -1 // transport error (see errKind)
+)
+
+// Transport error kinds.
+const (
+	ekNone uint8 = iota
+	ekTimeout
+	ekRefused
+	ekReset
+	ekEOF
+	ekPorts
+	ekFiles
+	ekGuard
+	ekOther
+)
+
+var errKindNames = [...]string{
+	ekNone:    "",
+	ekTimeout: "timeout",
+	ekRefused: "connection refused",
+	ekReset:   "connection reset",
+	ekEOF:     "connection closed early (EOF)",
+	ekPorts:   "no local port available (EADDRNOTAVAIL)",
+	ekFiles:   "too many open files",
+	ekGuard:   "refused by the loopback guard",
+	ekOther:   "other",
+}
+
+func classifyErr(err error) uint8 {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return ekTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ekRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return ekReset
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return ekEOF
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return ekPorts
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return ekFiles
+	case errors.Is(err, loadgen.ErrNotLoopback):
+		return ekGuard
+	}
+	return ekOther
+}
+
+// results holds per-claim outcomes. Each slot is written only by the worker
+// currently handling that claim; everything is read after the run.
+type results struct {
+	status   []int16
+	errKind  []uint8
+	ids      [][16]byte
+	accepted atomic.Int64 // live counters for progress lines
+	answered atomic.Int64
+	seen429  atomic.Int64
+	bad202   atomic.Int64
+	not202rx atomic.Int64 // 202 whose status was not "received"
+
+	exMu      sync.Mutex
+	exTaken   [1000]atomic.Bool
+	examples  map[int]string // first body seen per non-202 status
+	otherOnce sync.Once
+	otherErr  string
+}
+
+func newResults(n int) *results {
+	return &results{
+		status:   make([]int16, n),
+		errKind:  make([]uint8, n),
+		ids:      make([][16]byte, n),
+		examples: map[int]string{},
+	}
+}
+
+func (r *results) example(status int, body []byte) {
+	if status < 0 || status >= len(r.exTaken) || !r.exTaken[status].CompareAndSwap(false, true) {
+		return
+	}
+	r.exMu.Lock()
+	r.examples[status] = snippet(body)
+	r.exMu.Unlock()
+}
+
+type intakeRun struct {
+	opts        *options
+	client      *http.Client
+	claimsURL   string
+	bodies      *claimBodies
+	keys        *idemKeys
+	runID       string
+	merchants   []merchant
+	perMerchant int
+	res         *results
+	acceptedIDs [][16]byte // distinct ids of accepted claims, after the run
+}
+
+// preflight fails when nothing listens at the URL and warns when /readyz
+// says a dependency is down.
+func (r *intakeRun) preflight(ctx context.Context, w io.Writer) error {
+	base := r.claimsURL[:len(r.claimsURL)-len("/api/v1/claims")]
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, body, _, err := apiCall(cctx, r.client, http.MethodGet, base+"/readyz", "", nil)
+	if err != nil {
+		return fmt.Errorf("server not reachable at %s: %w", base, err)
+	}
+	if st != http.StatusOK {
+		fmt.Fprintf(w, "  warning      GET /readyz answered %d: %s\n", st, snippet(body))
+	}
+	return nil
+}
+
+// checkProgram warns when the program does not answer for a merchant; the run
+// goes on, since the claim answers show the problem anyway.
+func (r *intakeRun) checkProgram(ctx context.Context, w io.Writer) {
+	base := r.claimsURL[:len(r.claimsURL)-len("/api/v1/claims")]
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, body, _, err := apiCall(cctx, r.client, http.MethodGet, base+"/api/v1/programs/"+url.PathEscape(r.opts.program), r.merchants[0].cookie, nil)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "  warning      GET program %s: %v\n", r.opts.program, err)
+	case st != http.StatusOK:
+		fmt.Fprintf(w, "  warning      GET program %s answered %d: %s\n", r.opts.program, st, snippet(body))
+	}
+}
+
+var jsonHeader = []string{"application/json"}
+
+// attempt sends claim i once. It is the loadgen.Func of the run.
+func (r *intakeRun) attempt(ctx context.Context, i, attempt int) loadgen.Outcome {
+	m := &r.merchants[min(i/r.perMerchant, len(r.merchants)-1)]
+	rctx, cancel := context.WithTimeout(ctx, r.opts.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, r.claimsURL, bytes.NewReader(r.bodies.body(i)))
+	if err != nil {
+		panic(err) // the URL was validated before the run
+	}
+	req.Header = http.Header{
+		"Content-Type":    jsonHeader,
+		"Accept":          jsonHeader,
+		"Idempotency-Key": {r.keys.key(i)},
+		"Cookie":          {m.cookie},
+	}
+	res := r.res
+	resp, err := r.client.Do(req)
+	var data []byte
+	if err == nil {
+		data, err = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
+		resp.Body.Close()
+	}
+	if err != nil {
+		if ctx.Err() != nil { // the duration cap or an interrupt, not the server
+			return loadgen.Outcome{Aborted: true}
+		}
+		res.status[i] = stTransport
+		res.errKind[i] = classifyErr(err)
+		if res.errKind[i] == ekOther {
+			res.otherOnce.Do(func() { res.otherErr = err.Error() })
+		}
+		return loadgen.Outcome{}
+	}
+	res.answered.Add(1)
+	res.status[i] = int16(min(resp.StatusCode, 999))
+	switch resp.StatusCode {
+	case http.StatusAccepted:
+		var filed struct {
+			ID        string `json:"id"`
+			ReceiptNo string `json:"receipt_no"`
+			Status    string `json:"status"`
+		}
+		id, perr := [16]byte{}, json.Unmarshal(data, &filed)
+		if perr == nil {
+			id, perr = parseUUID(filed.ID)
+		}
+		if perr != nil || filed.ReceiptNo == "" || id == ([16]byte{}) {
+			res.bad202.Add(1)
+			res.example(999, data)
+			return loadgen.Outcome{}
+		}
+		if filed.Status != "received" {
+			res.not202rx.Add(1)
+		}
+		res.ids[i] = id
+		res.accepted.Add(1)
+	case http.StatusTooManyRequests:
+		res.seen429.Add(1)
+		res.example(resp.StatusCode, data)
+		if r.opts.retry {
+			return loadgen.Outcome{Retry: true, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		}
+	default:
+		res.example(resp.StatusCode, data)
+	}
+	return loadgen.Outcome{}
+}
+
+// load runs the open loop, printing a progress line every 10 s.
+func (r *intakeRun) load(ctx context.Context, w io.Writer) *loadgen.Report {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t0 := time.Now()
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fmt.Fprintf(w, "  … %3.0fs  answered %d  accepted %d  429 %d\n", time.Since(t0).Seconds(),
+					r.res.answered.Load(), r.res.accepted.Load(), r.res.seen429.Load())
+			}
+		}
+	}()
+	return loadgen.Run(ctx, loadgen.Config{
+		N:           r.opts.n,
+		Rate:        r.opts.rate,
+		Concurrency: r.opts.concurrency,
+		Duration:    r.opts.duration,
+	}, r.attempt)
+}
+
+// latencyMS is a latency summary in milliseconds.
+type latencyMS struct {
+	Count int     `json:"count"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p99_9"`
+	Max   float64 `json:"max"`
+}
+
+func toMS(s loadgen.Summary) latencyMS {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return latencyMS{Count: s.Count, Mean: ms(s.Mean), P50: ms(s.P50), P95: ms(s.P95), P99: ms(s.P99), P999: ms(s.P999), Max: ms(s.Max)}
+}
+
+// summary is the whole report; the human text is printed from it and -json
+// prints it as is.
+type summary struct {
+	URL           string  `json:"url"`
+	Program       string  `json:"program"`
+	Claims        int     `json:"claims"`
+	OfferedRate   float64 `json:"offered_per_sec"`
+	Concurrency   int     `json:"concurrency"`
+	DurationCap   string  `json:"duration_cap"`
+	Retry         bool    `json:"retry"`
+	BRNOffset     uint64  `json:"brn_offset"`
+	NextBRNOffset uint64  `json:"next_brn_offset"`
+
+	Scheduled      int     `json:"scheduled"`
+	Sent           int     `json:"sent"`
+	Completed      int     `json:"completed"`
+	CancelledAtCap int     `json:"cancelled_at_cap"`
+	NotSent        int     `json:"not_sent"`
+	Retries        int     `json:"retries"`
+	Responses429   int     `json:"responses_429"`
+	CapReached     bool    `json:"cap_reached"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	SentPerSec     float64 `json:"sent_per_sec"`
+
+	Accepted       int     `json:"accepted"`
+	AcceptedPerSec float64 `json:"accepted_per_sec"`
+	Bad202         int     `json:"bad_202_bodies"`
+	NotReceived202 int     `json:"accepted_not_received_status"`
+	DuplicateIDs   int     `json:"duplicate_ids"`
+
+	LatencyAccepted latencyMS      `json:"latency_ms_accepted"`
+	LatencyAll      latencyMS      `json:"latency_ms_all_responses"`
+	StatusCounts    map[string]int `json:"status_counts"`
+	TransportErrors map[string]int `json:"transport_errors"`
+	OtherError      string         `json:"other_error_example,omitempty"`
+	Examples        map[int]string `json:"example_bodies,omitempty"`
+
+	MaxStartLagMS float64 `json:"max_start_lag_ms"`
+	LateStarts    int     `json:"late_starts"`
+	MaxInFlight   int     `json:"max_in_flight"`
+
+	Check          *checkResult   `json:"check,omitempty"`
+	Pgbench        *pgbenchResult `json:"pgbench,omitempty"`
+	RatioToPgbench float64        `json:"ratio_to_pgbench,omitempty"`
+
+	OK       bool     `json:"ok"`
+	Failures []string `json:"failures"`
+}
+
+func (r *intakeRun) summarizeLoad(rep *loadgen.Report, s *summary) {
+	res := r.res
+	s.Scheduled, s.Sent, s.Completed = rep.Scheduled, rep.Started, rep.Completed
+	s.CancelledAtCap, s.NotSent, s.Retries = rep.Cancelled, rep.NotSent, rep.Retries
+	s.CapReached = rep.CapReached
+	s.Responses429 = int(res.seen429.Load())
+	s.Bad202 = int(res.bad202.Load())
+	s.NotReceived202 = int(res.not202rx.Load())
+	s.ElapsedSeconds = rep.Elapsed.Seconds()
+	s.MaxStartLagMS = float64(rep.MaxStartLag.Microseconds()) / 1000
+	s.LateStarts, s.MaxInFlight = rep.LateStarts, rep.MaxInFlight
+	s.StatusCounts = map[string]int{}
+	s.TransportErrors = map[string]int{}
+
+	var accLat, allLat []time.Duration
+	for i, lat := range rep.Latency {
+		if lat < 0 {
+			continue // not completed: no status is final
+		}
+		st := res.status[i]
+		switch {
+		case st == stTransport:
+			s.TransportErrors[errKindNames[res.errKind[i]]]++
+		case st > 0:
+			s.StatusCounts[strconv.Itoa(int(st))]++
+			allLat = append(allLat, lat)
+			if st == http.StatusAccepted && res.ids[i] != ([16]byte{}) {
+				accLat = append(accLat, lat)
+				r.acceptedIDs = append(r.acceptedIDs, res.ids[i])
+			}
+		}
+	}
+	s.OtherError = res.otherErr
+	s.Examples = res.examples
+
+	// Distinct ids; two accepted claims with one id would be a server bug.
+	slices.SortFunc(r.acceptedIDs, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	n := len(r.acceptedIDs)
+	r.acceptedIDs = slices.Compact(r.acceptedIDs)
+	s.DuplicateIDs = n - len(r.acceptedIDs)
+
+	s.Accepted = len(accLat)
+	if rep.Elapsed > 0 {
+		s.AcceptedPerSec = float64(s.Accepted) / rep.Elapsed.Seconds()
+		s.SentPerSec = float64(s.Sent) / rep.Elapsed.Seconds()
+	}
+	s.LatencyAccepted = toMS(loadgen.Summarize(accLat))
+	s.LatencyAll = toMS(loadgen.Summarize(allLat))
+}
+
+func fmtMS(v float64) string {
+	switch {
+	case v >= 10_000:
+		return fmt.Sprintf("%.1fs", v/1000)
+	case v >= 100:
+		return fmt.Sprintf("%.0fms", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1fms", v)
+	}
+	return fmt.Sprintf("%.2fms", v)
+}
+
+func latLine(l latencyMS) string {
+	if l.Count == 0 {
+		return "(none)"
+	}
+	return fmt.Sprintf("p50 %s  p95 %s  p99 %s  p99.9 %s  max %s  (n=%d, mean %s)",
+		fmtMS(l.P50), fmtMS(l.P95), fmtMS(l.P99), fmtMS(l.P999), fmtMS(l.Max), l.Count, fmtMS(l.Mean))
+}
+
+func sortedKeys[M ~map[K]V, K string | int, V any](m M) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool { return keys[a] < keys[b] })
+	return keys
+}
+
+func printLoad(w io.Writer, s *summary) {
+	planned := float64(s.Claims) / s.OfferedRate
+	fmt.Fprintf(w, "  offered      %d claims at %.1f/s (%.1fs planned), in-flight cap %d, duration cap %s, retry 429: %v\n",
+		s.Claims, s.OfferedRate, planned, s.Concurrency, s.DurationCap, s.Retry)
+	fmt.Fprintf(w, "  sent         %d (%.1f/s)  completed %d  cancelled at cap %d  never sent %d  retries %d\n",
+		s.Sent, s.SentPerSec, s.Completed, s.CancelledAtCap, s.NotSent, s.Retries)
+	fmt.Fprintf(w, "  achieved     %.1f accepted/s  (%d accepted in %.2fs)\n", s.AcceptedPerSec, s.Accepted, s.ElapsedSeconds)
+	fmt.Fprintf(w, "  latency      from the intended send time\n")
+	fmt.Fprintf(w, "    accepted   %s\n", latLine(s.LatencyAccepted))
+	fmt.Fprintf(w, "    all HTTP   %s\n", latLine(s.LatencyAll))
+	fmt.Fprintf(w, "  status      ")
+	if len(s.StatusCounts) == 0 {
+		fmt.Fprint(w, " (no HTTP answers)")
+	}
+	for _, k := range sortedKeys(s.StatusCounts) {
+		fmt.Fprintf(w, " %s: %d ", k, s.StatusCounts[k])
+	}
+	fmt.Fprintln(w)
+	if s.Responses429 > 0 {
+		fmt.Fprintf(w, "  429s         %d answers with 429 in all (final and retried)\n", s.Responses429)
+	}
+	if len(s.TransportErrors) == 0 {
+		fmt.Fprintf(w, "  transport    no errors\n")
+	} else {
+		for _, k := range sortedKeys(s.TransportErrors) {
+			fmt.Fprintf(w, "  transport    %s: %d\n", k, s.TransportErrors[k])
+		}
+		if s.OtherError != "" {
+			fmt.Fprintf(w, "               e.g. %s\n", s.OtherError)
+		}
+	}
+	fmt.Fprintf(w, "  generator    max in flight %d, max start lag %s, %d claims started >1ms late",
+		s.MaxInFlight, fmtMS(s.MaxStartLagMS), s.LateStarts)
+	if s.MaxInFlight >= s.Concurrency {
+		fmt.Fprint(w, " (in-flight cap reached)")
+	}
+	fmt.Fprintln(w)
+	if s.CapReached {
+		fmt.Fprintf(w, "  note         the %s duration cap ended the run\n", s.DurationCap)
+	}
+	if s.NotReceived202 > 0 {
+		fmt.Fprintf(w, "  note         %d 202 answers had a status other than \"received\"\n", s.NotReceived202)
+	}
+	for _, k := range sortedKeys(s.Examples) {
+		label := strconv.Itoa(k)
+		if k == 999 {
+			label = "bad 202"
+		}
+		fmt.Fprintf(w, "  example %-4s %s\n", label, s.Examples[k])
+	}
+}
+
+func okMark(good bool) string {
+	if good {
+		return "ok"
+	}
+	return "FAIL"
+}
+
+func printCheck(w io.Writer, c *checkResult) {
+	fmt.Fprintf(w, "  accepted          %d\n", c.Accepted)
+	fmt.Fprintf(w, "  found in DB       %-8d %s\n", c.Found, okMark(c.Found == c.Accepted && c.WrongProgram == 0))
+	if c.WrongProgram > 0 {
+		fmt.Fprintf(w, "  wrong program     %d\n", c.WrongProgram)
+	}
+	fmt.Fprintf(w, "  duplicate BRNs    %-8d %s", c.DuplicateBRNs, okMark(c.DuplicateBRNs == 0))
+	if len(c.DuplicateSample) > 0 {
+		fmt.Fprintf(w, "  e.g. %v", c.DuplicateSample)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  dispatched        %-8d %s\n", c.Dispatched, okMark(c.Dispatched == c.Accepted))
+	fmt.Fprintf(w, "  reached workflow  %-8d %s  (checked for %.1fs)\n", c.Reached, okMark(c.Reached == c.Accepted), c.WaitedSeconds)
+}
+
+func printPgbench(w io.Writer, s *summary) {
+	pg := s.Pgbench
+	fmt.Fprintf(w, "  ours         %.1f accepted claims/s\n", s.AcceptedPerSec)
+	fmt.Fprintf(w, "  pgbench      %.1f single-row inserts/s  (%d transactions, %d failed; %s)\n", pg.TPS, pg.Transactions, pg.Failed, pg.Binary)
+	if pg.TPS > 0 {
+		fmt.Fprintf(w, "  ratio        %.3f (ours/pgbench)\n", s.RatioToPgbench)
+	}
+	if s.AcceptedPerSec >= 0.95*s.OfferedRate {
+		fmt.Fprintf(w, "  note         we accepted about all of the offered %.0f/s; raise -rate to measure capacity\n", s.OfferedRate)
+	}
+}

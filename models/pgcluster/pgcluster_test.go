@@ -1,0 +1,143 @@
+package pgcluster
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func start(t *testing.T, dir string) *Cluster {
+	t.Helper()
+	t0 := time.Now()
+	c, err := Start(t.Context(), Options{Dir: dir, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Start took %v", time.Since(t0).Round(time.Millisecond))
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	return c
+}
+
+func exec1(t *testing.T, url, sql string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func count(t *testing.T, url, sql string) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(t.Context(), sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func TestLifecycle(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pg")
+	c := start(t, dir)
+	exec1(t, c.URL(DefaultDatabase), "CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)")
+	for name, want := range map[string]string{"fsync": "on", "synchronous_commit": "on", "max_connections": "200", "listen_addresses": "127.0.0.1"} {
+		var got string
+		conn, err := pgx.Connect(t.Context(), c.URL("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(t.Context(), "SELECT current_setting($1)", name).Scan(&got); err != nil || got != want {
+			t.Errorf("%s = %q (%v), want %q", name, got, err, want)
+		}
+		conn.Close(t.Context())
+	}
+
+	// A new process finding the server still running adopts it.
+	again := start(t, dir)
+	if again.Port() != c.Port() {
+		t.Fatalf("adopted port %d, want %d", again.Port(), c.Port())
+	}
+
+	if err := c.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	c2 := start(t, dir)
+	if d := time.Since(t0); d > 3*time.Second {
+		t.Errorf("second start took %v, want < 3s", d)
+	}
+	if c2.Port() != c.Port() {
+		t.Errorf("second start on port %d, want the recorded %d", c2.Port(), c.Port())
+	}
+	if n := count(t, c2.URL(DefaultDatabase), "SELECT count(*) FROM kept"); n != 1 {
+		t.Fatalf("rows after restart = %d", n)
+	}
+
+	// Crash drill: committed rows survive an immediate stop and a restart.
+	exec1(t, c2.URL(DefaultDatabase), "INSERT INTO kept VALUES (2)")
+	if err := c2.StopImmediate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, c2.URL(DefaultDatabase), "SELECT count(*) FROM kept"); n != 2 {
+		t.Fatalf("rows after crash = %d", n)
+	}
+
+	if err := c2.CreateDatabase(t.Context(), "copy", DefaultDatabase); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, c2.URL("copy"), "SELECT count(*) FROM kept"); n != 2 {
+		t.Fatalf("rows in copy = %d", n)
+	}
+}
+
+// A postmaster.pid left by a killed server whose PID now belongs to another
+// process must not block the start.
+func TestStalePIDFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pg")
+	c := start(t, dir)
+	if err := c.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := exec.Command("sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() }()
+	pidFile := strconv.Itoa(sleeper.Process.Pid) + "\n" + c.data + "\n1700000000\n" + strconv.Itoa(c.Port()) + "\n"
+	if err := os.WriteFile(filepath.Join(c.data, "postmaster.pid"), []byte(pidFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2 := start(t, dir)
+	if n := count(t, c2.URL(DefaultDatabase), "SELECT 1"); n != 1 {
+		t.Fatal("no answer")
+	}
+}
+
+func TestSideBySide(t *testing.T) {
+	a := start(t, filepath.Join(t.TempDir(), "a"))
+	b := start(t, filepath.Join(t.TempDir(), "b"))
+	if a.Port() == b.Port() {
+		t.Fatalf("both on port %d", a.Port())
+	}
+	exec1(t, a.URL(DefaultDatabase), "CREATE TABLE only_a (v int)")
+	if n := count(t, b.URL(DefaultDatabase), "SELECT count(*) FROM pg_tables WHERE tablename = 'only_a'"); n != 0 {
+		t.Fatal("clusters share data")
+	}
+}
