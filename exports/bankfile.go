@@ -187,7 +187,7 @@ func WriteBankFile(wb *Workbook, m ColumnMap, b BankBatch, transfers iter.Seq2[T
 			return s.fail(fmt.Errorf("exports: bank file: reading transfers: %w", err))
 		}
 		row++
-		t.Account = strings.NewReplacer("-", "", " ", "").Replace(t.Account)
+		t.Account = accountSeparators.Replace(t.Account)
 		for _, p := range checkTransfer(t) {
 			verr.add(row, headerFor(m, p.field), p.msg)
 		}
@@ -245,6 +245,9 @@ func checkTransfer(t Transfer) []problem {
 	}
 	return ps
 }
+
+// accountSeparators are what people and banks put between account digits.
+var accountSeparators = strings.NewReplacer("-", "", " ", "")
 
 // checkAccount accepts the 10–16 digit account numbers Korean banks issue.
 func checkAccount(digits string) string {

@@ -143,7 +143,7 @@ func ParseBankResults(r io.Reader, format ResultFormat, yield func(TransferResul
 	defer src.Close()
 
 	var verr ValidationError
-	header, err := src.Next()
+	header, headerRow, err := src.Next()
 	if err == io.EOF {
 		verr.add(1, "", "빈 파일입니다")
 		return &verr
@@ -151,18 +151,18 @@ func ParseBankResults(r io.Reader, format ResultFormat, yield func(TransferResul
 	if err != nil {
 		return err
 	}
-	p, ok := newResultParser(header, &verr)
+	p, ok := newResultParser(header, headerRow, &verr)
 	if !ok {
 		return &verr
 	}
 	rows := 0
-	for n := 2; ; n++ {
-		rec, err := src.Next()
+	for {
+		rec, n, err := src.Next()
 		if err == io.EOF {
 			break
 		}
 		if pe := (*csv.ParseError)(nil); errors.As(err, &pe) {
-			verr.add(n, "", "CSV 형식 오류: "+pe.Err.Error())
+			verr.add(pe.StartLine, "", "CSV 형식 오류: "+pe.Err.Error())
 			return &verr // a broken quote makes every later row unreliable
 		}
 		if err != nil {
@@ -180,7 +180,7 @@ func ParseBankResults(r io.Reader, format ResultFormat, yield func(TransferResul
 		}
 	}
 	if rows == 0 {
-		verr.add(2, "", "결과 행이 없습니다")
+		verr.add(headerRow+1, "", "결과 행이 없습니다")
 	}
 	if len(verr.Errors) > 0 {
 		return &verr
@@ -195,7 +195,7 @@ type resultParser struct {
 	verr   *ValidationError
 }
 
-func newResultParser(header []string, verr *ValidationError) (*resultParser, bool) {
+func newResultParser(header []string, row int, verr *ValidationError) (*resultParser, bool) {
 	p := &resultParser{header: append([]string(nil), header...), seen: make(map[string]int), verr: verr}
 	for i := range p.col {
 		p.col[i] = -1
@@ -208,16 +208,16 @@ func newResultParser(header []string, verr *ValidationError) (*resultParser, boo
 		f, ok := resultHeaders[name]
 		switch {
 		case !ok:
-			verr.add(1, h, "알 수 없는 열입니다 (허용: 이체키/거래고유번호, 계좌번호/입금계좌번호, 금액/이체금액, 결과코드, 결과메시지)")
+			verr.add(row, h, "알 수 없는 열입니다 (허용: 이체키/거래고유번호, 계좌번호/입금계좌번호, 금액/이체금액, 결과코드, 결과메시지)")
 		case p.col[f] >= 0:
-			verr.add(1, h, fmt.Sprintf("%q 열과 같은 항목이 두 번 있습니다", header[p.col[f]]))
+			verr.add(row, h, fmt.Sprintf("%q 열과 같은 항목이 두 번 있습니다", header[p.col[f]]))
 		default:
 			p.col[f] = i
 		}
 	}
 	for f, i := range p.col {
 		if i < 0 && resultField(f) != resMessage {
-			verr.add(1, resultFieldNames[f], "필수 열이 없습니다")
+			verr.add(row, resultFieldNames[f], "필수 열이 없습니다")
 		}
 	}
 	return p, len(verr.Errors) == 0
@@ -246,7 +246,7 @@ func (p *resultParser) parse(row int, rec []string) (TransferResult, bool) {
 	} else {
 		p.seen[res.Key] = row
 	}
-	res.Account = strings.NewReplacer("-", "", " ", "").Replace(get(resAccount))
+	res.Account = accountSeparators.Replace(get(resAccount))
 	if msg := checkAccount(res.Account); msg != "" {
 		bad(resAccount, msg)
 	}
@@ -295,15 +295,17 @@ func isBlank(rec []string) bool {
 	return true
 }
 
-// rowSource yields the rows of a file as strings; io.EOF ends it.
+// rowSource yields the rows of a file as strings with the 1-based row
+// number a user would look for; io.EOF ends it.
 type rowSource interface {
-	Next() ([]string, error)
+	Next() (rec []string, row int, err error)
 	Close() error
 }
 
 type xlsxRows struct {
 	f    *excelize.File
 	rows *excelize.Rows
+	n    int
 }
 
 func openXLSXRows(r io.Reader) (*xlsxRows, error) {
@@ -328,14 +330,16 @@ func openXLSXRows(r io.Reader) (*xlsxRows, error) {
 	return &xlsxRows{f: f, rows: rows}, nil
 }
 
-func (x *xlsxRows) Next() ([]string, error) {
+func (x *xlsxRows) Next() ([]string, int, error) {
 	if !x.rows.Next() {
 		if err := x.rows.Error(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return nil, io.EOF
+		return nil, 0, io.EOF
 	}
-	return x.rows.Columns()
+	x.n++ // excelize's Next also steps through rows absent from the XML
+	rec, err := x.rows.Columns()
+	return rec, x.n, err
 }
 
 func (x *xlsxRows) Close() error {
@@ -389,8 +393,18 @@ func newCSVRows(r io.Reader) *csvRows {
 	return &csvRows{cr}
 }
 
-func (c *csvRows) Next() ([]string, error) { return c.r.Read() }
-func (c *csvRows) Close() error            { return nil }
+// Next numbers records by the line they start on, as a text editor or
+// Excel shows them (encoding/csv silently skips empty lines).
+func (c *csvRows) Next() ([]string, int, error) {
+	rec, err := c.r.Read()
+	if err != nil {
+		return nil, 0, err
+	}
+	line, _ := c.r.FieldPos(0)
+	return rec, line, nil
+}
+
+func (c *csvRows) Close() error { return nil }
 
 // looksUTF8 reports whether a prefix of a file is valid UTF-8, ignoring a
 // character cut in half at the end of the prefix.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/xuri/excelize/v2"
@@ -29,12 +30,12 @@ const maxSheetRow = 1_048_576
 type Kind uint8
 
 const (
-	Text     Kind = iota // free text: neutralised, string cell, "@" format
+	Text     Kind = iota // free text: neutralised, string cell
 	Amount               // int64 won: number cell, #,##0, summed in the control row
 	Integer              // int64 count, quantity, unit price or rate: #,##0, not summed
 	Date                 // time.Time shown as its KST calendar date, yyyy-mm-dd
 	DateTime             // time.Time shown in KST, yyyy-mm-dd hh:mm:ss
-	Account              // identifier of digits (account, BRN, bank code): string cell, leading zeros kept
+	Account              // identifier (account, BRN, bank code): neutralised, string cell, "@" format, leading zeros kept
 )
 
 func (k Kind) String() string {
@@ -253,14 +254,17 @@ func (wb *Workbook) checkSpec(spec SheetSpec) error {
 // addSheet creates the sheet, reusing excelize's default "Sheet1" for the
 // first one so the file has no empty stray sheet.
 func (wb *Workbook) addSheet(name string) error {
-	if idx, _ := wb.f.GetSheetIndex(name); idx != -1 {
-		return fmt.Errorf("exports: duplicate sheet name %q", name)
+	for _, s := range wb.sheets {
+		if strings.EqualFold(s.name, name) { // Excel compares sheet names case-insensitively
+			return fmt.Errorf("exports: duplicate sheet name %q", name)
+		}
 	}
 	var err error
-	if len(wb.sheets) == 0 {
-		err = wb.f.SetSheetName("Sheet1", name)
-	} else {
+	switch {
+	case len(wb.sheets) > 0:
 		_, err = wb.f.NewSheet(name)
+	case name != "Sheet1":
+		err = wb.f.SetSheetName("Sheet1", name)
 	}
 	if err != nil {
 		return fmt.Errorf("exports: sheet %q: %w", name, err)
@@ -400,9 +404,14 @@ func (s *Sheet) start() error {
 	for i, c := range s.spec.Columns {
 		col := i + 1
 		// Column styles give every data cell its format without wrapping each
-		// value in an excelize.Cell, which would allocate per cell.
-		if err := s.sw.SetColStyle(col, col, st.forKind(c.Kind)); err != nil {
-			return err
+		// value in an excelize.Cell, which would allocate per cell. Free text
+		// gets none: its cells are strings anyway, and a style attribute on
+		// every text cell costs ~5% of the write in XML and compression.
+		// Identifiers keep "@" so that an edit in Excel stays text too.
+		if c.Kind != Text {
+			if err := s.sw.SetColStyle(col, col, st.forKind(c.Kind)); err != nil {
+				return err
+			}
 		}
 		width := c.Width
 		if width == 0 {

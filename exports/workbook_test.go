@@ -251,8 +251,8 @@ func TestSheetTypesFormatsAndControlTotal(t *testing.T) {
 	if st := f.style(t, "시험", "C2"); st.NumFmt != 3 {
 		t.Errorf("amount NumFmt %d, want 3 (#,##0)", st.NumFmt)
 	}
-	if st := f.style(t, "시험", "A2"); st.NumFmt != 49 {
-		t.Errorf("text NumFmt %d, want 49 (@)", st.NumFmt)
+	if st := f.style(t, "시험", "B2"); st.NumFmt != 49 {
+		t.Errorf("account NumFmt %d, want 49 (@)", st.NumFmt)
 	}
 	if st := f.style(t, "시험", "E2"); st.CustomNumFmt == nil || *st.CustomNumFmt != "yyyy-mm-dd" {
 		t.Errorf("date format %v, want yyyy-mm-dd", st.CustomNumFmt)
@@ -442,6 +442,22 @@ func TestWriterRefusesBadInput(t *testing.T) {
 	}
 	if err := s.WriteRow([]any{"A"}); err == nil {
 		t.Error("short row accepted")
+	}
+}
+
+func TestDuplicateSheetAndDoubleSave(t *testing.T) {
+	wb := newWorkbook(t)
+	if err := WriteClaims(wb, seq[ClaimRow]()); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteClaims(wb, seq[ClaimRow]()); err == nil || !strings.Contains(err.Error(), "duplicate sheet") {
+		t.Errorf("second register: err = %v", err)
+	}
+	if _, _, err := wb.Save(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := wb.Save(io.Discard); err == nil {
+		t.Error("saved twice")
 	}
 }
 

@@ -214,12 +214,9 @@ func (s *Store) InsertClaim(ctx context.Context, tx pgx.Tx, merchant *User, p *P
 		in.ClaimedLoss, in.AcceptOffer, in.Bank.BankCode, ciphertext, keyID, account[len(account)-4:],
 		s.Vault.BlindIndex(in.Bank.BankCode+":"+account), in.Bank.Holder, StatusReceived, now).Scan(&f.ReceiptNo)
 	if isUniqueViolation(err, "claims_program_code_brn_key") {
-		var existing uuid.UUID
-		if qerr := s.Pool.QueryRow(ctx, `SELECT id FROM claims WHERE program_code = $1 AND brn = $2`, p.Code, brn.String()).Scan(&existing); qerr != nil {
-			return nil, qerr
-		}
+		// The transaction is aborted; FileClaim names the existing claim afterwards.
 		e := Coded(ECONFLICT, "duplicate_claim", "a claim for this business number already exists in this program")
-		e.Data = map[string]any{"id": existing}
+		e.Data = map[string]any{"brn": brn.String()}
 		return nil, e
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -22,7 +23,7 @@ func (s *Store) FileClaim(ctx context.Context, merchant *User, idemKey string, r
 		if err != nil {
 			return 0, nil, err
 		}
-		p, err := s.ProgramByCode(ctx, in.Program)
+		p, err := programByCode(ctx, tx, in.Program)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -42,5 +43,14 @@ func (s *Store) FileClaim(ctx context.Context, merchant *User, idemKey string, r
 		body, err := json.Marshal(filed)
 		return http.StatusAccepted, body, err
 	})
+	if e, ok := err.(*Error); ok && e.Code == "duplicate_claim" {
+		// Name the existing claim (API.md); looked up after the failed transaction
+		// has released its connection.
+		var existing uuid.UUID
+		if qerr := s.Pool.QueryRow(ctx, `SELECT id FROM claims WHERE program_code = $1 AND brn = $2`, in.Program, e.Data["brn"]).Scan(&existing); qerr != nil {
+			return 0, nil, qerr
+		}
+		e.Data = map[string]any{"id": existing}
+	}
 	return status, body, err
 }

@@ -92,7 +92,11 @@ func (s *Store) ListPrograms(ctx context.Context) ([]*Program, error) {
 
 // ProgramByCode loads one program; 404 program_not_found when absent.
 func (s *Store) ProgramByCode(ctx context.Context, code string) (*Program, error) {
-	return scanProgram(s.Pool.QueryRow(ctx, `SELECT `+programColumns+` FROM programs p JOIN agencies a ON a.code = p.agency_code WHERE p.code = $1`, code))
+	return programByCode(ctx, s.Pool, code)
+}
+
+func programByCode(ctx context.Context, q Querier, code string) (*Program, error) {
+	return scanProgram(q.QueryRow(ctx, `SELECT `+programColumns+` FROM programs p JOIN agencies a ON a.code = p.agency_code WHERE p.code = $1`, code))
 }
 
 // WindowOpen reports whether claims are accepted at t.

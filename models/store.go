@@ -21,6 +21,15 @@ type Store struct {
 	Now func() time.Time
 }
 
+// Querier is what both the pool and a transaction offer. Code running inside a
+// transaction must query through it: asking the pool for a second connection
+// while holding one deadlocks once the pool is exhausted.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Open connects a pool and checks the database answers.
 func Open(ctx context.Context, databaseURL string, maxConns int32, v *vault.Vault) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"github.com/relief/relief/models/rules"
 	"golang.org/x/text/language"
 )
 
@@ -38,7 +39,7 @@ func Static() fs.FS {
 var Languages = []string{"ko", "en"}
 
 // KST is the time zone every date is shown in.
-var KST = time.FixedZone("KST", 9*3600)
+var KST = rules.KST
 
 // Renderer renders pages in a language.
 type Renderer struct {
@@ -145,13 +146,13 @@ func (r *Renderer) RenderPartial(w io.Writer, page, block string, p *Page) error
 }
 
 var funcs = template.FuncMap{
-	"t":   func(l *Localizer, id string, args ...any) string { return l.T(id, args...) },
-	"won": FormatWon,
-	"num": FormatNumber,
-	"brn": FormatBRN,
-	"kst": func(t time.Time) string { return t.In(KST).Format("2006-01-02 15:04") },
+	"t":       func(l *Localizer, id string, args ...any) string { return l.T(id, args...) },
+	"won":     rules.FormatWon,
+	"num":     rules.FormatNumber,
+	"brn":     FormatBRN,
+	"kst":     func(t time.Time) string { return t.In(KST).Format("2006-01-02 15:04") },
 	"kstdate": func(t time.Time) string { return t.In(KST).Format("2006-01-02") },
-	"iso":  func(t time.Time) string { return t.Format(time.RFC3339) },
+	"iso":     func(t time.Time) string { return t.Format(time.RFC3339) },
 	"deref": func(p *int64) int64 {
 		if p == nil {
 			return 0
@@ -175,30 +176,6 @@ var funcs = template.FuncMap{
 	},
 	"add": func(a, b int) int { return a + b },
 }
-
-// FormatNumber writes n with thousands separators: 1,234,567.
-func FormatNumber(n int64) string {
-	neg := n < 0
-	u := uint64(n)
-	if neg {
-		u = uint64(-n)
-	}
-	s := fmt.Sprint(u)
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-// FormatWon writes an amount the Korean way: 1,234,567원.
-func FormatWon(n int64) string { return FormatNumber(n) + "원" }
 
 // FormatBRN writes a 10-digit business number as 123-45-67890.
 func FormatBRN(s string) string {

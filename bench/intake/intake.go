@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -113,6 +114,7 @@ func (r *results) example(status int, body []byte) {
 type intakeRun struct {
 	opts        *options
 	client      *http.Client
+	base        string // server base URL, no trailing slash
 	claimsURL   string
 	bodies      *claimBodies
 	keys        *idemKeys
@@ -126,12 +128,11 @@ type intakeRun struct {
 // preflight fails when nothing listens at the URL and warns when /readyz
 // says a dependency is down.
 func (r *intakeRun) preflight(ctx context.Context, w io.Writer) error {
-	base := r.claimsURL[:len(r.claimsURL)-len("/api/v1/claims")]
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, body, _, err := apiCall(cctx, r.client, http.MethodGet, base+"/readyz", "", nil)
+	st, body, _, err := apiCall(cctx, r.client, http.MethodGet, r.base+"/readyz", "", nil)
 	if err != nil {
-		return fmt.Errorf("server not reachable at %s: %w", base, err)
+		return fmt.Errorf("server not reachable at %s: %w", r.base, err)
 	}
 	if st != http.StatusOK {
 		fmt.Fprintf(w, "  warning      GET /readyz answered %d: %s\n", st, snippet(body))
@@ -142,10 +143,9 @@ func (r *intakeRun) preflight(ctx context.Context, w io.Writer) error {
 // checkProgram warns when the program does not answer for a merchant; the run
 // goes on, since the claim answers show the problem anyway.
 func (r *intakeRun) checkProgram(ctx context.Context, w io.Writer) {
-	base := r.claimsURL[:len(r.claimsURL)-len("/api/v1/claims")]
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, body, _, err := apiCall(cctx, r.client, http.MethodGet, base+"/api/v1/programs/"+url.PathEscape(r.opts.program), r.merchants[0].cookie, nil)
+	st, body, _, err := apiCall(cctx, r.client, http.MethodGet, r.base+"/api/v1/programs/"+url.PathEscape(r.opts.program), r.merchants[0].cookie, nil)
 	switch {
 	case err != nil:
 		fmt.Fprintf(w, "  warning      GET program %s: %v\n", r.opts.program, err)
@@ -405,14 +405,14 @@ func printLoad(w io.Writer, s *summary) {
 	fmt.Fprintf(w, "  latency      from the intended send time\n")
 	fmt.Fprintf(w, "    accepted   %s\n", latLine(s.LatencyAccepted))
 	fmt.Fprintf(w, "    all HTTP   %s\n", latLine(s.LatencyAll))
-	fmt.Fprintf(w, "  status      ")
-	if len(s.StatusCounts) == 0 {
-		fmt.Fprint(w, " (no HTTP answers)")
-	}
+	statuses := []string{}
 	for _, k := range sortedKeys(s.StatusCounts) {
-		fmt.Fprintf(w, " %s: %d ", k, s.StatusCounts[k])
+		statuses = append(statuses, fmt.Sprintf("%s: %d", k, s.StatusCounts[k]))
 	}
-	fmt.Fprintln(w)
+	if len(statuses) == 0 {
+		statuses = append(statuses, "(no HTTP answers)")
+	}
+	fmt.Fprintf(w, "  status       %s\n", strings.Join(statuses, "  "))
 	if s.Responses429 > 0 {
 		fmt.Fprintf(w, "  429s         %d answers with 429 in all (final and retried)\n", s.Responses429)
 	}

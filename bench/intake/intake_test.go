@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestBRNCheckDigitKnownValue(t *testing.T) {
@@ -351,12 +355,18 @@ type fakeRelief struct {
 	bad       []string
 	claims    int
 	nextID    int
+	idBase    uint32
 	originHdr int
+	// With a database (TestDatabaseCheck): store claims and outbox rows;
+	// skipStore drops the n-th claim after answering 202.
+	db        *pgx.Conn
+	skipStore func(n int) bool
 }
 
 func newFake() *fakeRelief {
 	return &fakeRelief{users: map[string]string{}, sessions: map[string]string{}, byKey: map[string]string{},
-		byBRN: map[string]bool{}, idsByKey: map[string]string{}, attempts: map[string]int{}}
+		byBRN: map[string]bool{}, idsByKey: map[string]string{}, attempts: map[string]int{},
+		idBase: uint32(time.Now().UnixNano())}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -451,9 +461,17 @@ func (f *fakeRelief) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.byBRN[c.BRN] = true
 		f.byKey[scoped] = string(body)
 		f.nextID++
-		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", f.nextID)
+		id := fmt.Sprintf("%08x-0000-4000-8000-%012d", f.idBase, f.nextID)
 		f.idsByKey[scoped] = id
 		f.claims++
+		if f.db != nil && (f.skipStore == nil || !f.skipStore(f.nextID)) {
+			_, err := f.db.Exec(r.Context(), `WITH c AS (INSERT INTO claims (id, program_code, brn) VALUES ($1, $2, $3))
+INSERT INTO outbox (topic, aggregate_id) VALUES ('claim.filed', $1)`, id, c.Program, strings.ReplaceAll(c.BRN, "-", ""))
+			if err != nil {
+				writeJSON(w, 500, map[string]string{"error": err.Error()})
+				return
+			}
+		}
 		writeJSON(w, 202, map[string]string{"id": id, "receipt_no": fmt.Sprintf("KPOST-%06d", f.nextID), "status": "received"})
 	default:
 		writeJSON(w, 404, nil)
@@ -476,6 +494,7 @@ func runAgainst(t *testing.T, f *fakeRelief, args ...string) (int, *summary, str
 func TestEndToEndAgainstFakeServer(t *testing.T) {
 	f := newFake()
 	code, s, human := runAgainst(t, f, "-n", "450", "-rate", "3000", "-concurrency", "32", "-claims-per-merchant", "100", "-brn-offset", "5000")
+	t.Log("\n" + human)
 	if code != 0 || !s.OK {
 		t.Fatalf("exit %d\n%s", code, human)
 	}
@@ -517,6 +536,7 @@ func TestThrottledWithAndWithoutRetry(t *testing.T) {
 	f = newFake()
 	f.throttle = func(attempt int) bool { return attempt <= 2 }
 	code, s, human = runAgainst(t, f, "-n", "40", "-rate", "2000", "-concurrency", "8", "-retry")
+	t.Log("\n" + human)
 	if code != 0 || s.Accepted != 40 || s.Retries != 80 || s.Responses429 != 80 || s.StatusCounts["429"] != 0 {
 		t.Fatalf("with -retry: exit %d %+v\n%s", code, s, human)
 	}
@@ -528,9 +548,9 @@ func TestThrottledWithAndWithoutRetry(t *testing.T) {
 
 func TestDurationCapStopsTheRun(t *testing.T) {
 	f := newFake()
-	f.slow = 20 * time.Millisecond // a serialised, slow server: ~50 claims/s
+	f.slow = 20 * time.Millisecond // 20ms per claim, 2 in flight: ~100 claims/s
 	t0 := time.Now()
-	code, s, human := runAgainst(t, f, "-n", "10000", "-rate", "1000", "-duration", "500ms")
+	code, s, human := runAgainst(t, f, "-n", "10000", "-rate", "1000", "-concurrency", "2", "-duration", "500ms")
 	if el := time.Since(t0); el > 10*time.Second {
 		t.Fatalf("run took %v", el)
 	}
@@ -562,5 +582,102 @@ func TestTransportErrorsCounted(t *testing.T) {
 	printLoad(&stdout, s)
 	if s.TransportErrors["connection refused"] != 5 || s.Accepted != 0 {
 		t.Fatalf("transport errors %v\n%s", s.TransportErrors, stdout.String())
+	}
+}
+
+// TestDatabaseCheck runs the whole tool, correctness check and pgbench
+// included, against a scratch PostgreSQL named by INTAKE_SCRATCH_DATABASE_URL
+// (never a real Relief database: it creates and drops its own schema).
+func TestDatabaseCheck(t *testing.T) {
+	dbURL := os.Getenv("INTAKE_SCRATCH_DATABASE_URL")
+	if dbURL == "" {
+		t.Skip("INTAKE_SCRATCH_DATABASE_URL not set")
+	}
+	ctx := t.Context()
+	admin, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	schema := fmt.Sprintf("intake_test_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+schema+`;
+CREATE TABLE `+schema+`.claims (id uuid PRIMARY KEY, program_code text NOT NULL, brn text NOT NULL);
+CREATE TABLE `+schema+`.outbox (id bigserial PRIMARY KEY, topic text NOT NULL, aggregate_id uuid NOT NULL, dispatched_at timestamptz, UNIQUE (topic, aggregate_id));
+CREATE TABLE `+schema+`.claim_events (id bigserial PRIMARY KEY, claim_id uuid NOT NULL, status text NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Exec(context.WithoutCancel(ctx), `DROP SCHEMA `+schema+` CASCADE`)
+	sep := "?"
+	if strings.Contains(dbURL, "?") {
+		sep = "&"
+	}
+	scoped := dbURL + sep + "options=-csearch_path%3D" + schema
+
+	// A dispatcher and a worker: mark outbox rows dispatched, then write the
+	// 'verifying' timeline row, a little behind intake.
+	dispatch := func(stop <-chan struct{}, verify bool) {
+		conn, err := pgx.Connect(ctx, scoped)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			q := `WITH d AS (UPDATE outbox SET dispatched_at = now() WHERE dispatched_at IS NULL RETURNING aggregate_id) SELECT count(*) FROM d`
+			if verify {
+				q = `WITH d AS (UPDATE outbox SET dispatched_at = now() WHERE dispatched_at IS NULL RETURNING aggregate_id)
+INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FROM d`
+			}
+			if _, err := conn.Exec(ctx, q); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+	newDBFake := func() *fakeRelief {
+		f := newFake()
+		if f.db, err = pgx.Connect(ctx, scoped); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.db.Close(context.WithoutCancel(ctx)) })
+		return f
+	}
+	runDB := func(f *fakeRelief, verify bool, args ...string) (int, *summary, string) {
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { defer close(done); dispatch(stop, verify) }()
+		defer func() { close(stop); <-done }()
+		return runAgainst(t, f, append([]string{"-db", scoped}, args...)...)
+	}
+
+	// 1. Everything right: all found, no duplicates, all reached, pgbench ran.
+	f := newDBFake()
+	code, s, human := runDB(f, true, "-n", "1200", "-rate", "2000", "-wait", "20s", "-pgbench-clients", "4", "-pgbench-seconds", "2")
+	t.Log("\n" + human)
+	if code != 0 || s.Check == nil || s.Check.Found != 1200 || s.Check.Reached != 1200 || s.Check.Dispatched != 1200 ||
+		s.Check.DuplicateBRNs != 0 || s.Pgbench == nil || s.Pgbench.TPS <= 0 || s.RatioToPgbench <= 0 {
+		t.Fatalf("exit %d check %+v pgbench %+v", code, s.Check, s.Pgbench)
+	}
+	var left bool
+	if err := admin.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, schema+"."+pgbenchTable).Scan(&left); err != nil || left {
+		t.Fatalf("scratch table left behind (%v)", err)
+	}
+
+	// 2. A claim acknowledged but not stored, a duplicate BRN planted in the
+	// program, and no workflow ever starting: every check fails.
+	if _, err := admin.Exec(ctx, `INSERT INTO `+schema+`.claims VALUES (gen_random_uuid(), 'KPOST-2025-NIRS', '1208147521'), (gen_random_uuid(), 'KPOST-2025-NIRS', '1208147521')`); err != nil {
+		t.Fatal(err)
+	}
+	f = newDBFake()
+	f.skipStore = func(n int) bool { return n == 7 }
+	code, s, human = runDB(f, false, "-n", "300", "-rate", "2000", "-brn-offset", "1000000", "-wait", "1s", "-pgbench=false")
+	t.Log("\n" + human)
+	if code != 1 || s.Check == nil || s.Check.Found != 299 || s.Check.DuplicateBRNs != 1 || s.Check.Dispatched != 299 || s.Check.Reached != 0 || len(s.Check.Failures) != 4 {
+		t.Fatalf("exit %d check %+v", code, s.Check)
 	}
 }

@@ -24,7 +24,17 @@
 //     prints the ratio of our accepted/s to it.
 //
 // The tool only sends load to loopback addresses (127.0.0.0/8, ::1,
-// localhost); any other -url is refused.
+// localhost); any other -url is refused, and its dialer refuses to connect
+// anywhere else. It always ends by itself: set-up within -setup-timeout, the
+// load within -duration (claims in flight at the cap are cancelled and
+// reported), the workflow wait within -wait, pgbench within -pgbench-seconds
+// plus two minutes. -db must be the database the server under test writes
+// to; pgbench creates and drops its own scratch table bench_pgbench_insert
+// there.
+//
+// The tests need no server; go test also runs the whole tool against a
+// scratch PostgreSQL (its own schema, dropped afterwards) when
+// INTAKE_SCRATCH_DATABASE_URL is set.
 //
 // # Examples
 //
@@ -52,7 +62,8 @@
 // Each run needs BRNs that no earlier run used in the same program (one claim
 // per BRN per program), so pass the "next -brn-offset" the previous run
 // printed, or any offset far enough away. Exit status: 0 all good, 1 a check
-// failed or nothing was accepted, 2 usage, setup or pgbench error.
+// failed or nothing was accepted, 2 usage, set-up or pgbench error, or an
+// interrupt.
 package main
 
 import (
@@ -215,6 +226,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills the process as usual
+	}()
 
 	brns, nextOffset, err := makeBRNs(o.n, o.brnOffset, o.brnLastDigits)
 	if err != nil {
@@ -226,6 +241,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	r := &intakeRun{
 		opts:      o,
 		client:    loadgen.NewClient(o.concurrency),
+		base:      base.String(),
 		claimsURL: base.String() + "/api/v1/claims",
 		bodies:    newClaimBodies(o.program, brns),
 		keys:      &seed,
@@ -236,7 +252,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	sum := &summary{
 		URL: base.String(), Program: o.program, Claims: o.n, OfferedRate: o.rate,
 		Concurrency: o.concurrency, DurationCap: o.duration.String(), Retry: o.retry,
-		BRNOffset: o.brnOffset, NextBRNOffset: nextOffset,
+		BRNOffset: o.brnOffset, NextBRNOffset: nextOffset, Failures: []string{},
 	}
 
 	// Set-up: is the server there, then fresh merchants with sessions.
@@ -245,7 +261,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "intake:", err)
 		return 2
 	}
-	k := (o.n + o.claimsPerMerchant - 1) / o.claimsPerMerchant
+	// Only as many merchants as the claims that can be offered before the cap.
+	offerable := min(o.n, int(o.rate*o.duration.Seconds())+1)
+	k := (offerable + o.claimsPerMerchant - 1) / o.claimsPerMerchant
 	sctx, cancel := context.WithTimeout(ctx, o.setupTimeout)
 	t0 := time.Now()
 	r.merchants, err = setupMerchants(sctx, r.client, base.String(), r.runID, k)

@@ -70,23 +70,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("pgcluster: Options.Dir is required")
 	}
-	dir, err := filepath.Abs(opts.Dir)
+	c, err := newCluster(opts.Dir, opts.Logf)
 	if err != nil {
 		return nil, err
 	}
-	bin, err := findBinDir()
-	if err != nil {
-		return nil, err
-	}
-	c := &Cluster{dir: dir, data: filepath.Join(dir, "pgdata"), bin: bin, noSync: opts.NoSync, logf: opts.Logf}
-	if c.logf == nil {
-		c.logf = func(string, ...any) {}
-	}
-	if os.Geteuid() == 0 {
-		if c.owner, err = lookupUser(superuser); err != nil {
-			return nil, fmt.Errorf("pgcluster: running as root needs the %q OS user: %w", superuser, err)
-		}
-	}
+	c.noSync = opts.NoSync
 	if err := c.prepareDir(); err != nil {
 		return nil, err
 	}
@@ -100,13 +88,37 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !adopted {
+	switch {
+	case !adopted:
 		if err := c.startFresh(ctx, opts.Port); err != nil {
 			return nil, err
 		}
+	case opts.Port != 0 && opts.Port != c.port:
+		return nil, fmt.Errorf("pgcluster: the server already running from %s listens on port %d, not %d; stop it with: pg_ctl -D %s stop -m fast", c.dir, c.port, opts.Port, c.data)
 	}
-	if err := c.ensureDatabase(ctx, DefaultDatabase); err != nil {
+	if err := c.CreateDatabase(ctx, DefaultDatabase, ""); err != nil {
 		return nil, err
+	}
+	return c, nil
+}
+
+func newCluster(dir string, logf func(string, ...any)) (*Cluster, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := findBinDir()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{dir: dir, data: filepath.Join(dir, "pgdata"), bin: bin, logf: logf}
+	if c.logf == nil {
+		c.logf = func(string, ...any) {}
+	}
+	if os.Geteuid() == 0 {
+		if c.owner, err = lookupUser(superuser); err != nil {
+			return nil, fmt.Errorf("pgcluster: running as root needs the %q OS user: %w", superuser, err)
+		}
 	}
 	return c, nil
 }
@@ -155,15 +167,9 @@ func (c *Cluster) Restart(ctx context.Context) error {
 // that is gone (a crashed test binary, say) without starting anything.
 // It is a no-op when no server runs from dir.
 func StopDir(dir string) error {
-	bin, err := findBinDir()
+	c, err := newCluster(dir, nil)
 	if err != nil {
 		return err
-	}
-	c := &Cluster{dir: dir, data: filepath.Join(dir, "pgdata"), bin: bin, logf: func(string, ...any) {}}
-	if os.Geteuid() == 0 {
-		if c.owner, err = lookupUser(superuser); err != nil {
-			return err
-		}
 	}
 	return c.StopImmediate()
 }
@@ -349,10 +355,6 @@ fsync = %s
 	return c.writeFile(filepath.Join(c.data, "relief.conf"), conf)
 }
 
-func (c *Cluster) ensureDatabase(ctx context.Context, name string) error {
-	return CreateDatabase(ctx, c.URL("postgres"), name, "")
-}
-
 // running reports whether the postmaster of this cluster is alive.
 func (c *Cluster) running() bool {
 	pid, _, ok := c.readPIDFile()
@@ -396,8 +398,10 @@ func (c *Cluster) pg(ctx context.Context, prog string, args ...string) ([]byte, 
 		path = "runuser"
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Dir = c.dir // the caller's cwd may be unreadable for the postgres user
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "PGTZ=UTC")
+	// The caller's cwd may be unreadable for the postgres user; LC_ALL=C
+	// keeps the messages we quote in errors in one language.
+	cmd.Dir = c.dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,26 @@ func TestSideBySide(t *testing.T) {
 	exec1(t, a.URL(DefaultDatabase), "CREATE TABLE only_a (v int)")
 	if n := count(t, b.URL(DefaultDatabase), "SELECT count(*) FROM pg_tables WHERE tablename = 'only_a'"); n != 0 {
 		t.Fatal("clusters share data")
+	}
+}
+
+// As root, a directory the postgres user cannot reach outside the temp dir
+// is reported, not silently opened up.
+func TestRootUnreachableDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root hands the cluster to the postgres user")
+	}
+	base := t.TempDir()
+	t.Setenv("TMPDIR", filepath.Join(base, "tmp"))
+	private := filepath.Join(base, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(t.Context(), Options{Dir: filepath.Join(private, "pg")})
+	if err == nil || !strings.Contains(err.Error(), "chmod o+x "+private) {
+		t.Fatalf("want an explanation naming %s, got %v", private, err)
+	}
+	if st, _ := os.Stat(private); st.Mode().Perm() != 0o700 {
+		t.Fatalf("permissions of %s changed to %v", private, st.Mode().Perm())
 	}
 }

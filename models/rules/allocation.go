@@ -75,11 +75,14 @@ type Allocation struct {
 //     falls (the property tests check this monotonicity).
 //  3. Units: each share buys whole units, perishable items first, then by SKU, never
 //     above the share or the offered quantity.
-//  4. Leftover (rounding, and tier 1's unspent shares): merchants in order of tier,
-//     then largest unspent share, then ClaimID, first get at most one more unit each
-//     (rounding up those who lost most to rounding), then in the same order any units
-//     that still fit under their cap and the leftover. Afterwards no unit on offer
-//     fits both the leftover and its merchant's room under the cap.
+//  4. Leftover (what whole units left unspent): merchants in order of tier, then
+//     largest unspent share, then ClaimID, first get at most one more unit each
+//     (rounding up those who lost most to rounding, possibly above their share),
+//     then in the same order any units that still fit under their cap and the
+//     leftover. Afterwards no unit on offer fits both the leftover and its
+//     merchant's room under the cap. Spending the leftover by priority rather than
+//     cheapest-first keeps perishables and the hardest-hit ahead, and one pass
+//     suffices because the leftover only shrinks.
 //
 // Amounts are exact: a line is Σ unit price × units, a multiple of 10 won whenever the
 // unit prices are. Purchase orders must match the goods, so a price with a won part
@@ -141,11 +144,14 @@ func Allocate(budget, programCap int64, candidates []Candidate) (Allocation, err
 		left -= l.Converted
 	}
 
-	order := slices.Concat(tiers[0], tiers[1])
-	slices.SortStableFunc(order, func(x, y int) int {
-		lx, ly := &a.Lines[x], &a.Lines[y]
-		return cmp.Or(cmp.Compare(lx.Tier, ly.Tier), cmp.Compare(ly.Share-ly.Converted, lx.Share-lx.Converted))
-	})
+	var order []int // tier by tier; largest unspent share first, then ClaimID
+	for _, idx := range tiers {
+		slices.SortStableFunc(idx, func(x, y int) int {
+			lx, ly := &a.Lines[x], &a.Lines[y]
+			return cmp.Compare(ly.Share-ly.Converted, lx.Share-lx.Converted)
+		})
+		order = append(order, idx...)
+	}
 	for _, oneUnit := range []bool{true, false} {
 		for _, i := range order {
 			l := &a.Lines[i]

@@ -122,7 +122,7 @@ func (f FeeWaiver) Explanation(lang string) []string {
 		line := fmt.Sprintf(tr(ko, "%s (%s): 매출 %s, 요율 적용 %s, 면제 %s", "%s (%s): sales %s, at the rate %s, waived %s"),
 			c, formatBP(t.rate), FormatWon(t.gross), FormatWon(t.atRate), FormatWon(t.waived))
 		if t.capped > 0 {
-			line += fmt.Sprintf(tr(ko, " (실제 수수료가 더 적은 %d건은 실제 수수료까지만)", " (%d rows limited to the commission actually charged)"), t.capped)
+			line += fmt.Sprintf(tr(ko, " (실제 수수료가 더 적은 %d건은 실제 수수료까지만)", " (limited to the commission actually charged on %d row(s))"), t.capped)
 		}
 		lines = append(lines, line)
 	}

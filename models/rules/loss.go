@@ -48,9 +48,9 @@ type LossEstimate struct {
 //
 //   - The baseline of a weekday is the average sales of that weekday over the
 //     BaselineWeeks weeks that end the day before the outage starts. A day without a
-//     ledger row counts as 0 sales: the platform ledger lists every day a seller sold,
-//     so a missing day is a day without sales, and guessing otherwise would invent
-//     loss. (A seller newer than the window gets a low estimate and can claim more
+//     ledger row counts as 0 sales: the platform ledger is taken to list every day a
+//     seller sold, so a missing day is a day without sales, and averaging only the
+//     days present would inflate the baseline and invent loss. (A seller newer than the window gets a low estimate and can claim more
 //     with evidence.)
 //   - Expected sales are the baselines of the outage days, each pro-rated by the
 //     seconds of that day inside the outage. The division is done once on the

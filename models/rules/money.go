@@ -40,7 +40,7 @@ func ApplyBP(amount, bp int64) int64 {
 }
 
 // mulDiv returns floor(a × b / c) with a 128-bit intermediate product. It panics when
-// the quotient does not fit in int64, which no validated input can reach.
+// the quotient does not fit in int64; the rules' own inputs (≤ MaxAmount) never do.
 func mulDiv(a, b, c uint64) int64 {
 	hi, lo := bits.Mul64(a, b)
 	if hi >= c {

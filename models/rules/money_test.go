@@ -127,7 +127,7 @@ func TestParseWon(t *testing.T) {
 		}
 	}
 	roundTrip := func(n int64) bool {
-		n = max(n, -n) % (MaxAmount + 1)
+		n = int64(absU(n) % uint64(MaxAmount+1))
 		a, err1 := ParseWon(FormatWon(n))
 		b, err2 := ParseWon(FormatNumber(n))
 		return a == n && b == n && err1 == nil && err2 == nil
@@ -135,4 +135,26 @@ func TestParseWon(t *testing.T) {
 	if err := quick.Check(roundTrip, quickConfig(3)); err != nil {
 		t.Error(err)
 	}
+}
+
+func TestWideArithmetic(t *testing.T) {
+	big64 := func(v uint64) *big.Int { return new(big.Int).SetUint64(v) }
+	prop := func(a, b, c, d uint64) bool {
+		a, b, c, d = a>>1, b>>1, c>>1, d>>1 // non-negative int64s
+		want := new(big.Int).Mul(big64(a), big64(b)).Cmp(new(big.Int).Mul(big64(c), big64(d)))
+		if cmpProducts(int64(a), int64(b), int64(c), int64(d)) != want {
+			return false
+		}
+		q := new(big.Int).Quo(new(big.Int).Mul(big64(a), big64(b)), big64(c|1))
+		return !q.IsInt64() || mulDiv(a, b, c|1) == q.Int64()
+	}
+	if err := quick.Check(prop, quickConfig(4)); err != nil {
+		t.Error(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("mulDiv with a 128-bit quotient did not panic")
+		}
+	}()
+	mulDiv(math.MaxUint64, math.MaxUint64, 3)
 }

@@ -5,8 +5,9 @@
 //
 // The setup follows go.temporal.io/server/temporaltest/internal/lite_server.go
 // (Temporal Technologies, MIT licence), which is internal to that module; the
-// differences are a persisted frontend port, durable SQLite pragmas, boot-time
-// search attribute reconciliation, a single-user lock and slog logging.
+// differences are static membership instead of ringpop, a persisted frontend
+// port, SQLite pragmas that take effect, search attributes reconciled at
+// boot, a lock against two servers on one file, and quiet slog logging.
 package devserver
 
 import (
@@ -17,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +33,9 @@ import (
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/membership/static"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
 	"go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 )
@@ -52,6 +56,7 @@ type Options struct {
 type Server struct {
 	srv      temporal.Server
 	hostPort string
+	logs     *gate
 	lock     *os.File
 	stopOnce sync.Once
 	stopErr  error
@@ -98,7 +103,8 @@ func boot(ctx context.Context, opts Options, dbPath string) (*Server, error) {
 	sqlConfig := &config.SQL{
 		PluginName:   sqliteplugin.PluginName,
 		DatabaseName: dbPath,
-		// Keys other than SQLite URI parameters become pragmas. WAL lets
+		// Keys other than SQLite URI parameters become pragmas (lite_server.go
+		// prefixes them with "_", which SQLite ignores as unknown). WAL lets
 		// readers run beside the writer; synchronous=normal is durable
 		// across crashes of this process (the fault `relief dev` meets),
 		// though an OS crash may lose the last commits: PostgreSQL, not
@@ -117,12 +123,13 @@ func boot(ctx context.Context, opts Options, dbPath string) (*Server, error) {
 		return nil, fmt.Errorf("devserver: register namespace: %w", err)
 	}
 
-	ports, err := pickPorts(dbPath+".port", 8)
+	ports, err := pickPorts(dbPath+".port", len(services))
 	if err != nil {
 		return nil, err
 	}
 	cfg := serverConfig(sqlConfig, ports)
-	logger := newServerLogger(opts.Logger)
+	logs := &gate{}
+	logger := newServerLogger(opts.Logger, logs)
 	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
 	if err != nil {
 		return nil, err
@@ -134,25 +141,32 @@ func boot(ctx context.Context, opts Options, dbPath string) (*Server, error) {
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(staticHosts(ports)),
 		temporal.WithLogger(logger),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
 			// Search attributes added at boot are usable at once.
 			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+			// Relief does not use Nexus, which would want an HTTP port and warn without one.
+			dynamicconfig.EnableNexus.Key(): false,
 		}),
 	)
 	if err != nil {
+		logs.close(true)
 		return nil, fmt.Errorf("devserver: %w", err)
 	}
 	if err := srv.Start(); err != nil {
+		logs.close(true)
 		return nil, fmt.Errorf("devserver: start: %w", err)
 	}
-	s := &Server{srv: srv, hostPort: cfg.PublicClient.HostPort}
+	s := &Server{srv: srv, hostPort: cfg.PublicClient.HostPort, logs: logs}
 	if err := s.ready(ctx, opts); err != nil {
+		logs.close(true)
 		_ = srv.Stop()
 		return nil, err
 	}
+	logs.open()
 	return s, nil
 }
 
@@ -162,6 +176,7 @@ func (s *Server) HostPort() string { return s.hostPort }
 // Stop shuts the server down and releases the database file. Safe to call twice.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
+		s.logs.close(false)
 		s.stopErr = errors.Join(s.srv.Stop(), s.lock.Close())
 	})
 	return s.stopErr
@@ -176,7 +191,7 @@ func (s *Server) ready(ctx context.Context, opts Options) error {
 	// that the namespace cache has loaded ours.
 	var c client.Client
 	err := retry(ctx, func() (err error) {
-		c, err = client.DialContext(ctx, client.Options{HostPort: s.hostPort, Namespace: opts.Namespace, Logger: opts.Logger})
+		c, err = client.DialContext(ctx, client.Options{HostPort: s.hostPort, Namespace: opts.Namespace, Logger: slog.New(slog.DiscardHandler)})
 		return err
 	})
 	if err != nil {
@@ -250,21 +265,35 @@ func setupSchema(cfg *config.SQL, dbPath string) error {
 	return nil
 }
 
+// services in port order: ports[i] is the gRPC port of services[i].
+var services = []primitives.ServiceName{primitives.FrontendService, primitives.HistoryService, primitives.MatchingService, primitives.WorkerService}
+
+// staticHosts replaces ringpop membership. All services live in this process,
+// so there is nothing to discover, and ringpop would seed itself from the
+// previous run's members recorded in the database: after a restart, matching
+// stayed unreachable for most of a minute and Stop took 8 s.
+func staticHosts(ports []int) map[primitives.ServiceName]static.Hosts {
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for i, svc := range services {
+		hosts[svc] = static.SingleLocalHost(net.JoinHostPort(host, strconv.Itoa(ports[i])))
+	}
+	return hosts
+}
+
 // serverConfig is lite_server.go's apply for a file database, without
-// metrics and pprof listeners (nothing reads them in dev).
+// membership (see staticHosts), metrics and pprof listeners (nothing reads
+// them in dev).
 func serverConfig(sqlConfig *config.SQL, ports []int) *config.Config {
 	frontend := net.JoinHostPort(host, strconv.Itoa(ports[0]))
-	service := func(i int) config.Service {
-		return config.Service{RPC: config.RPC{GRPCPort: ports[i], MembershipPort: ports[4+i], BindOnIP: host}}
+	svcs := map[string]config.Service{}
+	for i, svc := range services {
+		svcs[string(svc)] = config.Service{RPC: config.RPC{GRPCPort: ports[i], BindOnIP: host}}
 	}
 	disabled := config.Archival{
 		History:    config.HistoryArchival{State: "disabled"},
 		Visibility: config.VisibilityArchival{State: "disabled"},
 	}
 	return &config.Config{
-		Global: config.Global{
-			Membership: config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: host},
-		},
 		Persistence: config.Persistence{
 			DefaultStore:     sqliteplugin.PluginName,
 			VisibilityStore:  sqliteplugin.PluginName,
@@ -281,13 +310,8 @@ func serverConfig(sqlConfig *config.SQL, ports []int) *config.Config {
 			},
 		},
 		DCRedirectionPolicy: config.DCRedirectionPolicy{Policy: "noop"},
-		Services: map[string]config.Service{
-			"frontend": service(0),
-			"history":  service(1),
-			"matching": service(2),
-			"worker":   service(3),
-		},
-		Archival: disabled,
+		Services:            svcs,
+		Archival:            disabled,
 		// The server's own worker service dials the frontend through this.
 		PublicClient: config.PublicClient{HostPort: frontend},
 		NamespaceDefaults: config.NamespaceDefaults{Archival: config.ArchivalNamespaceDefaults{
@@ -297,13 +321,18 @@ func serverConfig(sqlConfig *config.SQL, ports []int) *config.Config {
 	}
 }
 
+// usedFrontends holds the frontend ports of servers started by this process.
+// A stopped server leaves system workers behind that keep polling its
+// frontend address, so a later server in the same process must not take it.
+var usedFrontends sync.Map
+
 // pickPorts returns n distinct free loopback ports, the first being the
 // frontend. The frontend port is saved in portFile and reused while free, so
 // workers and CLIs reconnecting after a restart find the server again.
 func pickPorts(portFile string, n int) ([]int, error) {
 	var ports []int
 	b, _ := os.ReadFile(portFile)
-	if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+	if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && !isUsedFrontend(p) {
 		if l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p))); err == nil {
 			_ = l.Close()
 			ports = append(ports, p)
@@ -322,9 +351,17 @@ func pickPorts(portFile string, n int) ([]int, error) {
 			return nil, fmt.Errorf("devserver: pick a port: %w", err)
 		}
 		held = append(held, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		if p := l.Addr().(*net.TCPAddr).Port; !isUsedFrontend(p) && !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
 	}
+	usedFrontends.Store(ports[0], true)
 	return ports, os.WriteFile(portFile, []byte(strconv.Itoa(ports[0])+"\n"), 0o644)
+}
+
+func isUsedFrontend(port int) bool {
+	_, used := usedFrontends.Load(port)
+	return used
 }
 
 // lockFile takes an exclusive lock: two servers writing one SQLite file would

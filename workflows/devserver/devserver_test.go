@@ -36,6 +36,34 @@ func greeting(ctx context.Context, name string) (string, error) {
 	return "안녕하세요, " + name, nil
 }
 
+// runGreet runs the greet workflow to completion with a worker of its own.
+func runGreet(t *testing.T, s *Server, workflowID string) {
+	t.Helper()
+	t0 := time.Now()
+	c := dial(t, s)
+	defer c.Close()
+	w := worker.New(c, "greet", worker.Options{})
+	w.RegisterWorkflow(greet)
+	w.RegisterActivity(greeting)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	run, err := c.ExecuteWorkflow(t.Context(), client.StartWorkflowOptions{
+		ID:                    workflowID,
+		TaskQueue:             "greet",
+		TypedSearchAttributes: temporal.NewSearchAttributes(programKey.ValueSet("KPOST-2025-NIRS")),
+	}, greet, "김민준")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := run.Get(t.Context(), &got); err != nil || got != "안녕하세요, 김민준" {
+		t.Fatalf("result %q, %v", got, err)
+	}
+	t.Logf("workflow %s completed in %v", workflowID, time.Since(t0).Round(time.Millisecond))
+}
+
 func start(t *testing.T, opts Options) *Server {
 	t.Helper()
 	t0 := time.Now()
@@ -46,6 +74,15 @@ func start(t *testing.T, opts Options) *Server {
 	t.Logf("Start took %v (frontend %s)", time.Since(t0).Round(time.Millisecond), s.HostPort())
 	t.Cleanup(func() { _ = s.Stop() })
 	return s
+}
+
+func stop(t *testing.T, s *Server) {
+	t.Helper()
+	t0 := time.Now()
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Stop took %v", time.Since(t0).Round(time.Millisecond))
 }
 
 func dial(t *testing.T, s *Server) client.Client {
@@ -78,39 +115,13 @@ func TestRestartKeepsWorkflows(t *testing.T) {
 		Logger:           slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	s := start(t, opts)
-	c := dial(t, s)
-	w := worker.New(c, "greet", worker.Options{})
-	w.RegisterWorkflow(greet)
-	w.RegisterActivity(greeting)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	run, err := c.ExecuteWorkflow(t.Context(), client.StartWorkflowOptions{
-		ID:                    "greet-1",
-		TaskQueue:             "greet",
-		TypedSearchAttributes: temporal.NewSearchAttributes(programKey.ValueSet("KPOST-2025-NIRS")),
-	}, greet, "김민준")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got string
-	if err := run.Get(t.Context(), &got); err != nil || got != "안녕하세요, 김민준" {
-		t.Fatalf("result %q, %v", got, err)
-	}
-	w.Stop()
-	c.Close()
-	firstHostPort := s.HostPort()
-	if err := s.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	runGreet(t, s, "greet-1")
+	stop(t, s)
 
 	// The new search attribute stands for one added by a later relief version.
 	opts.SearchAttributes["ReliefStatus"] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	s = start(t, opts)
-	if s.HostPort() != firstHostPort {
-		t.Errorf("frontend moved from %s to %s", firstHostPort, s.HostPort())
-	}
-	c = dial(t, s)
+	c := dial(t, s)
 	if st := describe(t, c, "greet-1"); st != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		t.Fatalf("after restart: status %v", st)
 	}
@@ -123,14 +134,13 @@ func TestRestartKeepsWorkflows(t *testing.T) {
 			t.Errorf("search attribute %s missing after restart", name)
 		}
 	}
-	if err := s.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	stop(t, s)
 
 	// SQLite connections live as long as the process (the server's pool never
-	// closes them), so only a new process proves the data is in the file.
+	// closes them), so only a new process proves the data is in the file. It
+	// is also where the frontend port is reused, as after a `relief dev` restart.
 	cmd := exec.Command(os.Args[0], "-test.run=^TestReopenInNewProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), "DEVSERVER_REOPEN="+opts.DBPath)
+	cmd.Env = append(os.Environ(), "DEVSERVER_REOPEN="+opts.DBPath, "DEVSERVER_HOSTPORT="+s.HostPort())
 	out, err := cmd.CombinedOutput()
 	t.Logf("new process:\n%s", out)
 	if err != nil {
@@ -160,13 +170,19 @@ func TestReopenInNewProcess(t *testing.T) {
 		t.Skip("helper for TestRestartKeepsWorkflows")
 	}
 	s := start(t, Options{DBPath: db, Namespace: namespace})
+	if want := os.Getenv("DEVSERVER_HOSTPORT"); s.HostPort() != want {
+		t.Errorf("frontend on %s, want the saved %s", s.HostPort(), want)
+	}
 	if st := describe(t, dial(t, s), "greet-1"); st != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		t.Fatalf("status %v", st)
 	}
+	runGreet(t, s, "greet-2") // and it still runs new work
+	stop(t, s)
 }
 
 func TestSideBySide(t *testing.T) {
-	a := start(t, Options{DBPath: filepath.Join(t.TempDir(), "a.db"), Namespace: namespace})
+	aDB := filepath.Join(t.TempDir(), "a.db")
+	a := start(t, Options{DBPath: aDB, Namespace: namespace})
 	b := start(t, Options{DBPath: filepath.Join(t.TempDir(), "b.db"), Namespace: namespace})
 	if a.HostPort() == b.HostPort() {
 		t.Fatalf("both on %s", a.HostPort())
@@ -176,7 +192,7 @@ func TestSideBySide(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := Start(t.Context(), Options{DBPath: filepath.Join(filepath.Dir(a.lock.Name()), "a.db")}); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := Start(t.Context(), Options{DBPath: aDB}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second server on the same file: %v", err)
 	}
 }
