@@ -95,6 +95,13 @@ func (s *Server) routes() {
 	r.GET("/claims", s.requirePageUser, s.pageClaims)
 	r.GET("/claims/:id", s.requirePageUser, s.pageClaim)
 	r.GET("/claims/:id/timeline", s.requirePageUser, s.pageClaimTimeline)
+
+	// Feature areas register their own routes (one file each).
+	s.routesReview(api, r.Group(""))
+	s.routesInstruments(api, r.Group(""))
+	s.routesPayouts(api, r.Group(""))
+	s.routesExports(api, r.Group(""))
+	s.routesSecurity(api, r.Group(""))
 }
 
 // Routes lists every registered route (the access-control matrix test uses it).

@@ -51,9 +51,14 @@ type Renderer struct {
 func New() (*Renderer, error) {
 	bundle := i18n.NewBundle(language.Korean)
 	bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
-	for _, lang := range Languages {
-		if _, err := bundle.LoadMessageFileFS(catalogFS, "i18n/"+lang+".json"); err != nil {
-			return nil, err
+	// Catalogs are i18n/<lang>.json plus one <area>.<lang>.json per feature area.
+	files, err := fs.Glob(catalogFS, "i18n/*.json")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if _, err := bundle.LoadMessageFileFS(catalogFS, f); err != nil {
+			return nil, fmt.Errorf("catalog %s: %w", f, err)
 		}
 	}
 	r := &Renderer{bundle: bundle, pages: map[string]*template.Template{}}

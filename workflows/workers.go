@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/relief/relief/models"
 	"github.com/relief/relief/workflows/claim"
+	"github.com/relief/relief/workflows/payout/bank"
 )
 
 // SearchAttributes are the custom search attributes Relief's workflows use.
@@ -36,15 +38,25 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	return err
 }
 
-// Register adds every workflow and activity to w.
-func Register(w worker.Registry, store *models.Store) {
-	w.RegisterWorkflowWithOptions(claim.ClaimWorkflow, workflow.RegisterOptions{Name: claim.WorkflowName})
-	w.RegisterActivity(&claim.Activities{Store: store})
+// ProgramsTaskQueue runs program-level processes: pre-purchase tranches, fee
+// waivers and payout batches.
+const ProgramsTaskQueue = "relief-programs"
+
+// Deps are what activities need.
+type Deps struct {
+	Store *models.Store
+	Bank  bank.Bank // nil when no bank is configured
+	Log   *slog.Logger
 }
 
-// NewWorker builds the claim worker (not started).
-func NewWorker(c client.Client, store *models.Store) worker.Worker {
-	w := worker.New(c, claim.TaskQueue, worker.Options{})
-	Register(w, store)
-	return w
+// NewWorkers returns one worker per task queue, registered and not started.
+func NewWorkers(c client.Client, d Deps) []worker.Worker {
+	claims := worker.New(c, claim.TaskQueue, worker.Options{})
+	claims.RegisterWorkflowWithOptions(claim.ClaimWorkflow, workflow.RegisterOptions{Name: claim.WorkflowName})
+	claims.RegisterActivity(&claim.Activities{Store: d.Store})
+
+	programs := worker.New(c, ProgramsTaskQueue, worker.Options{})
+	// Program-level features register here, one line each.
+
+	return []worker.Worker{claims, programs}
 }

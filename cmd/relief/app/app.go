@@ -22,6 +22,7 @@ import (
 	"github.com/relief/relief/web"
 	"github.com/relief/relief/workflows"
 	"github.com/relief/relief/workflows/dispatch"
+	"github.com/relief/relief/workflows/payout/bank"
 )
 
 // Options choose which processes Run starts.
@@ -85,11 +86,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	errc := make(chan error, 3)
 
 	if opts.Worker {
-		w := workflows.NewWorker(tc, store)
-		if err := w.Start(); err != nil {
-			return fmt.Errorf("start worker: %w", err)
+		deps := workflows.Deps{Store: store, Log: log}
+		if cfg.BankURL != "" {
+			deps.Bank = bank.NewHTTPClient(cfg.BankURL, nil)
 		}
-		defer w.Stop()
+		for _, w := range workflows.NewWorkers(tc, deps) {
+			if err := w.Start(); err != nil {
+				return fmt.Errorf("start worker: %w", err)
+			}
+			defer w.Stop()
+		}
 	}
 	if opts.Dispatcher {
 		d := &dispatch.Dispatcher{Store: store, Temporal: tc, Log: log.With("component", "dispatcher")}
