@@ -28,6 +28,7 @@ $(VENDOR): web/package.json web/package-lock.json
 	cp -r web/node_modules/krds-uiux/resources/img web/static/vendor/krds/img/img
 	cp -r web/node_modules/krds-uiux/resources/fonts web/static/vendor/krds/fonts
 	cp web/node_modules/htmx.org/dist/htmx.min.js web/static/vendor/htmx/
+	install -D -m 644 web/node_modules/chart.js/dist/chart.umd.min.js web/static/vendor/chart/chart.umd.min.js
 	touch $@
 
 ## test: lint, then every test (real PostgreSQL, real Temporal, headless Chromium)

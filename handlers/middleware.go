@@ -5,13 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/relief/relief/models"
 )
 
 const (
@@ -43,6 +39,13 @@ func (s *Server) observe(c *gin.Context) {
 	if route == "/metrics" || route == "/healthz" || route == "/readyz" || route == "/static/*filepath" {
 		return
 	}
+	if c.GetBool(ctxRejected) {
+		// A surge turns thousands of requests a second away; they are counted
+		// in relief_admission_rejected_total and summed up in one log line a
+		// second instead of one line each.
+		s.admission.logRejected(s.Log)
+		return
+	}
 	s.Log.Info("http", "request_id", id, "method", c.Request.Method, "route", route, "status", status,
 		"ms", float64(elapsed.Microseconds())/1000, "bytes", c.Writer.Size())
 }
@@ -69,64 +72,5 @@ func (s *Server) securityHeaders(c *gin.Context) {
 	if s.Config.SecureCookies {
 		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 	}
-	c.Next()
-}
-
-// admission bounds requests in flight. Past the bound the answer is an
-// immediate 429 with Retry-After: a crowd is turned away in microseconds
-// instead of queueing until everyone times out. Staff keep a reserved share.
-type admission struct {
-	limit, publicLimit int64
-	inFlight           atomic.Int64
-}
-
-func newAdmission(limit, staffReservePercent int) *admission {
-	public := int64(limit) * int64(100-staffReservePercent) / 100
-	if public < 1 {
-		public = 1
-	}
-	return &admission{limit: int64(limit), publicLimit: public}
-}
-
-func (a *admission) acquire(staff bool) bool {
-	limit := a.publicLimit
-	if staff {
-		limit = a.limit
-	}
-	if a.inFlight.Add(1) > limit {
-		a.inFlight.Add(-1)
-		return false
-	}
-	return true
-}
-
-func (a *admission) release() { a.inFlight.Add(-1) }
-
-func (s *Server) admit(c *gin.Context) {
-	switch c.FullPath() {
-	case "/healthz", "/readyz", "/metrics", "/static/*filepath":
-		c.Next()
-		return
-	}
-	// Whether the caller is staff is read from a hint cookie set at login: cheap,
-	// and forging it only moves a merchant into the staff share, which the
-	// staff-only routes then refuse anyway.
-	staff := false
-	if v, err := c.Cookie(staffHintCookie); err == nil && v == "1" {
-		staff = true
-	}
-	if !s.admission.acquire(staff) {
-		s.metrics.rejected.Inc()
-		retry := 2 + time.Now().UnixNano()%4 // 2–5 s, spread so retries don't synchronise
-		c.Header("Retry-After", strconv.FormatInt(retry, 10))
-		if isAPI(c.Request) {
-			c.AbortWithStatusJSON(http.StatusTooManyRequests, errorJSON(s.localizer(c), models.Coded(models.EOVERLOADED, "overloaded", "too many requests")))
-			return
-		}
-		s.render(c, http.StatusTooManyRequests, "busy", "title.busy", map[string]any{"RetryAfter": retry})
-		c.Abort()
-		return
-	}
-	defer s.admission.release()
 	c.Next()
 }

@@ -27,6 +27,10 @@ type claimFormPage struct {
 	Categories []string
 	Regions    []string
 	Banks      []bankOption
+	// Schedule lists the staggered application days (홀짝제 / 5부제), if any,
+	// and OpensOn the day a not_your_day BRN may apply (for the error text).
+	Schedule []models.StaggerDay
+	OpensOn  string
 }
 
 func bankOptions() []bankOption {
@@ -47,7 +51,7 @@ func (s *Server) claimForm(p *models.Program, in models.ClaimInput) claimFormPag
 		in.Bank.BankCode = "004"
 	}
 	return claimFormPage{Program: p, Input: in, GoodsRows: rows, IdemKey: uuid.NewString(),
-		Categories: models.Categories, Regions: models.Regions, Banks: bankOptions()}
+		Categories: models.Categories, Regions: models.Regions, Banks: bankOptions(), Schedule: p.StaggerSchedule()}
 }
 
 func (s *Server) pageClaimForm(c *gin.Context) {
@@ -111,6 +115,9 @@ func (s *Server) pageClaimSubmit(c *gin.Context) {
 	again := func(status int, e *models.Error) {
 		form := s.claimForm(p, in)
 		form.Error, form.Fields = "error."+e.Code, e.Fields
+		if day, ok := e.Data["opens_on"].(string); ok {
+			form.OpensOn = day
+		}
 		s.render(c, status, "claim_new", "title.claim_new", form)
 	}
 	if len(problems) > 0 {

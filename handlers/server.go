@@ -6,6 +6,7 @@ package handlers
 
 import (
 	"context"
+	"crypto/tls"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -72,6 +73,7 @@ func (s *Server) routes() {
 	r.StaticFS("/static", http.FS(static))
 
 	api := r.Group("/api/v1")
+	api.GET("/openapi.json", s.apiOpenAPI)
 	api.POST("/merchants/signup", s.apiSignup)
 	api.POST("/session", s.apiLogin)
 	api.DELETE("/session", s.apiLogout)
@@ -115,7 +117,7 @@ func (s *Server) Handler() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, r, s.Web, http.StatusForbidden, models.Coded(models.EFORBIDDEN, "cross_origin", "cross-origin request refused"))
 	}))
-	return cop.Handler(s.engine)
+	return s.withSecurityHeaders(cop.Handler(s.engine))
 }
 
 // ListenAndServe serves until ctx ends, then drains in-flight requests.
@@ -128,6 +130,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(add
 		WriteTimeout:      5 * time.Minute, // exports stream for a while
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn), // TLS handshake noise as JSON, not on stderr
 	}
 	ln, err := listen(addr)
 	if err != nil {
@@ -137,7 +140,14 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(add
 		ready(ln.Addr().String())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if s.Config.TLSCert != "" { // RELIEF_TLS_CERT / RELIEF_TLS_KEY: HTTPS (TLS 1.2+)
+			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			errc <- srv.ServeTLS(ln, s.Config.TLSCert, s.Config.TLSKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

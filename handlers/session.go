@@ -14,7 +14,7 @@ import (
 const (
 	sessionCookie   = "relief_session"
 	langCookie      = "relief_lang"
-	staffHintCookie = "relief_staff" // admission hint only, never trusted for authorisation
+	staffHintCookie = "relief_staff" // admission hint (admission.go), never trusted for authorisation
 )
 
 // loadSession resolves the session cookie to a user, if any. A dead or unknown
@@ -71,7 +71,7 @@ func (s *Server) startSession(c *gin.Context, u *models.User) error {
 	}
 	s.setCookie(c, sessionCookie, token, int(s.Config.SessionAbsolute.Seconds()), true)
 	if u.IsStaff() {
-		s.setCookie(c, staffHintCookie, "1", int(s.Config.SessionAbsolute.Seconds()), true)
+		s.setCookie(c, staffHintCookie, s.staffHint(token), int(s.Config.SessionAbsolute.Seconds()), true)
 	} else {
 		s.setCookie(c, staffHintCookie, "", -1, true)
 	}
@@ -90,10 +90,14 @@ func (s *Server) endSession(c *gin.Context) error {
 	return nil
 }
 
+// setCookie sets a cookie for the whole site: SameSite=Lax (a top-level link
+// from an e-mail keeps the session; cross-site POSTs are refused anyway by the
+// cross-origin protection), and Secure whenever the request came over TLS or
+// RELIEF_SECURE_COOKIES says a TLS proxy sits in front.
 func (s *Server) setCookie(c *gin.Context, name, value string, maxAge int, httpOnly bool) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: name, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: httpOnly, Secure: s.Config.SecureCookies, SameSite: http.SameSiteLaxMode,
+		HttpOnly: httpOnly, Secure: s.Config.SecureCookies || c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})
 }
 

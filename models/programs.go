@@ -143,3 +143,82 @@ func (p *Program) ApplicationDay(lastDigit int, now time.Time) (time.Time, bool)
 		}
 	}
 }
+
+// CheckApplicationDay is ApplicationDay as the intake rule: nil when
+// lastDigit may apply at now, else 422 not_your_day naming the BRN field and
+// carrying opens_on, the first KST day (YYYY-MM-DD) this digit may apply.
+func (p *Program) CheckApplicationDay(lastDigit int, now time.Time) error {
+	day, ok := p.ApplicationDay(lastDigit, now)
+	if ok {
+		return nil
+	}
+	return &Error{Kind: EINVALID, Code: "not_your_day", Message: "today is not this business number's application day; it opens on " + day.Format(time.DateOnly),
+		Fields: map[string]string{"brn": "not_your_day"}, Data: map[string]any{"opens_on": day.Format(time.DateOnly)}}
+}
+
+// StaggerDay is one day of a staggered schedule and the BRN last digits that
+// may apply on it.
+type StaggerDay struct {
+	Date   time.Time `json:"date"` // midnight KST
+	Digits []int     `json:"digits"`
+}
+
+// StaggerSchedule lists the staggered days in order (nil when the program
+// does not stagger); from the day after the last one, every digit may apply.
+func (p *Program) StaggerSchedule() []StaggerDay {
+	r := p.Rules
+	if r.StaggerMode == "none" || r.StaggerMode == "" || r.StaggerStartsOn == nil {
+		return nil
+	}
+	start := time.Date(r.StaggerStartsOn.Year(), r.StaggerStartsOn.Month(), r.StaggerStartsOn.Day(), 0, 0, 0, 0, kst)
+	period := 2
+	if r.StaggerMode == "five_day" {
+		period = 5
+	}
+	out := make([]StaggerDay, period)
+	for k := range period {
+		out[k].Date = start.AddDate(0, 0, k)
+		for i := 1; i <= 10; i++ { // 1…9, then 0, as the notices list them (1·6 … 5·0)
+			d := i % 10
+			if _, ok := p.ApplicationDay(d, out[k].Date.Add(12*time.Hour)); ok {
+				out[k].Digits = append(out[k].Digits, d)
+			}
+		}
+	}
+	return out
+}
+
+// StaggerOpenToAllOn is the first KST day on which every digit may apply
+// again (the zero time when the program does not stagger).
+func (p *Program) StaggerOpenToAllOn() time.Time {
+	days := p.StaggerSchedule()
+	if len(days) == 0 {
+		return time.Time{}
+	}
+	return days[len(days)-1].Date.AddDate(0, 0, 1)
+}
+
+// SetStagger sets a program's staggered application days: mode "none",
+// "odd_even" (홀짝제) or "five_day" (5부제), counted from startsOn (a KST
+// date). Intake in this process sees it at once, other processes within
+// ProgramCacheTTL.
+func (s *Store) SetStagger(ctx context.Context, code, mode string, startsOn time.Time) error {
+	var starts *string
+	switch mode {
+	case "none":
+	case "odd_even", "five_day":
+		d := startsOn.In(kst).Format(time.DateOnly)
+		starts = &d
+	default:
+		return FieldError("validation_failed", "stagger_mode", "unknown_stagger_mode", "stagger mode must be none, odd_even or five_day")
+	}
+	tag, err := s.Pool.Exec(ctx, `UPDATE programs SET stagger_mode = $2, stagger_starts_on = $3::date WHERE code = $1`, code, mode, starts)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return Coded(ENOTFOUND, "program_not_found", "no such program")
+	}
+	s.ForgetPrograms()
+	return nil
+}

@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // Sessions are random tokens; only their SHA-256 is stored, so a database dump
@@ -42,25 +44,47 @@ func (s *Store) CreateSession(ctx context.Context, userID uuid.UUID, token, prev
 }
 
 // SessionUser resolves a token to its user, enforcing the idle and absolute
-// timeouts, and refreshes last_seen at most once a minute to spare the database.
+// timeouts, in one query, and refreshes last_seen at most once a minute to
+// spare the database.
 func (s *Store) SessionUser(ctx context.Context, token string, idle time.Duration) (*User, error) {
+	u, _, err := s.SessionUserUntil(ctx, token, idle)
+	return u, err
+}
+
+// SessionUserUntil is SessionUser that also says until when the session
+// stays valid if nothing ends it: the earlier of its absolute expiry and its
+// idle deadline. Callers that cache sessions must not keep them longer.
+func (s *Store) SessionUserUntil(ctx context.Context, token string, idle time.Duration) (*User, time.Time, error) {
 	if token == "" {
-		return nil, ErrNotFound
+		return nil, time.Time{}, ErrNotFound
 	}
 	now := s.Now()
-	var userID uuid.UUID
-	var lastSeen time.Time
-	err := s.Pool.QueryRow(ctx, `SELECT user_id, last_seen_at FROM sessions WHERE token_hash = $1 AND expires_at > $2 AND last_seen_at > $3`,
-		tokenHash(token), now, now.Add(-idle)).Scan(&userID, &lastSeen)
+	var lastSeen, expires time.Time
+	u := &User{}
+	err := s.Pool.QueryRow(ctx, `SELECT s.last_seen_at, s.expires_at, u.id, u.email, u.name, u.phone, u.roles, coalesce(u.agency_code, ''), u.demo, u.created_at, u.password_hash
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3`,
+		tokenHash(token), now, now.Add(-idle)).Scan(&lastSeen, &expires, &u.ID, &u.Email, &u.Name, &u.Phone, &u.Roles, &u.Agency, &u.Demo, &u.CreatedAt, &u.passwordHash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, time.Time{}, ErrNotFound
+	}
 	if err != nil {
-		return nil, ErrNotFound
+		return nil, time.Time{}, err
 	}
 	if now.Sub(lastSeen) > time.Minute {
 		if _, err := s.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1`, tokenHash(token), now); err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
+		lastSeen = now
 	}
-	return s.UserByID(ctx, userID)
+	return u, minTime(expires, lastSeen.Add(idle)), nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // DeleteSession ends a session server-side (logout).

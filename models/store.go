@@ -19,6 +19,12 @@ type Store struct {
 	Vault *vault.Vault
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+
+	// IntakeWriters is how many group statements intake runs at once
+	// (intake_batch.go); zero means DefaultIntakeWriters.
+	IntakeWriters int
+
+	intake intakeState // intake's program cache, group commit and outbox wake-ups (intake.go)
 }
 
 // Querier is what both the pool and a transaction offer. Code running inside a

@@ -13,7 +13,10 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/relief/relief/models"
+	"github.com/relief/relief/workflows/allocation"
 	"github.com/relief/relief/workflows/claim"
+	"github.com/relief/relief/workflows/feewaiver"
+	"github.com/relief/relief/workflows/payout"
 	"github.com/relief/relief/workflows/payout/bank"
 )
 
@@ -57,6 +60,9 @@ func NewWorkers(c client.Client, d Deps) []worker.Worker {
 
 	programs := worker.New(c, ProgramsTaskQueue, worker.Options{})
 	// Program-level features register here, one line each.
+	allocation.Register(programs, d.Store) // pre-purchase tranches (AllocationWorkflow)
+	feewaiver.Register(programs, d.Store)  // fee waivers (FeeWaiverWorkflow)
+	payout.Register(programs, &payout.Activities{Store: d.Store, Bank: d.Bank, Log: d.Log})
 
 	return []worker.Worker{claims, programs}
 }

@@ -86,6 +86,13 @@ type results struct {
 	bad202   atomic.Int64
 	not202rx atomic.Int64 // 202 whose status was not "received"
 
+	// The lost-answer drill (-replay-every): a 202 is sent again once with
+	// the same key and body, as a client would after a timeout, and must be
+	// answered with the same claim.
+	replayed       []atomic.Bool
+	replays        atomic.Int64
+	replayMismatch atomic.Int64
+
 	exMu      sync.Mutex
 	exTaken   [1000]atomic.Bool
 	examples  map[int]string // first body seen per non-202 status
@@ -211,6 +218,17 @@ func (r *intakeRun) attempt(ctx context.Context, i, attempt int) loadgen.Outcome
 		if filed.Status != "received" {
 			res.not202rx.Add(1)
 		}
+		if res.replayed != nil && i%r.opts.replayEvery == 0 {
+			if !res.replayed[i].Swap(true) {
+				res.ids[i] = id
+				return loadgen.Outcome{Retry: true} // send it again at once: the "lost" answer
+			}
+			res.replays.Add(1)
+			if res.ids[i] != id {
+				res.replayMismatch.Add(1)
+				res.example(998, data)
+			}
+		}
 		res.ids[i] = id
 		res.accepted.Add(1)
 	case http.StatusTooManyRequests:
@@ -298,7 +316,11 @@ type summary struct {
 	DuplicateIDs   int     `json:"duplicate_ids"`
 
 	LatencyAccepted latencyMS      `json:"latency_ms_accepted"`
+	LatencyRejected latencyMS      `json:"latency_ms_429"` // final 429 answers (without -retry)
 	LatencyAll      latencyMS      `json:"latency_ms_all_responses"`
+	Status5xx       int            `json:"status_5xx"`
+	Replays         int            `json:"replays,omitempty"`         // 202s sent again with the same key (lost-answer drill)
+	ReplayMismatch  int            `json:"replay_mismatch,omitempty"` // replays answered with another claim id
 	StatusCounts    map[string]int `json:"status_counts"`
 	TransportErrors map[string]int `json:"transport_errors"`
 	OtherError      string         `json:"other_error_example,omitempty"`
@@ -330,7 +352,7 @@ func (r *intakeRun) summarizeLoad(rep *loadgen.Report, s *summary) {
 	s.StatusCounts = map[string]int{}
 	s.TransportErrors = map[string]int{}
 
-	var accLat, allLat []time.Duration
+	var accLat, rejLat, allLat []time.Duration
 	for i, lat := range rep.Latency {
 		if lat < 0 {
 			continue // not completed: no status is final
@@ -342,12 +364,19 @@ func (r *intakeRun) summarizeLoad(rep *loadgen.Report, s *summary) {
 		case st > 0:
 			s.StatusCounts[strconv.Itoa(int(st))]++
 			allLat = append(allLat, lat)
+			if st >= 500 {
+				s.Status5xx++
+			}
+			if st == http.StatusTooManyRequests {
+				rejLat = append(rejLat, lat)
+			}
 			if st == http.StatusAccepted && res.ids[i] != ([16]byte{}) {
 				accLat = append(accLat, lat)
 				r.acceptedIDs = append(r.acceptedIDs, res.ids[i])
 			}
 		}
 	}
+	s.Replays, s.ReplayMismatch = int(res.replays.Load()), int(res.replayMismatch.Load())
 	s.OtherError = res.otherErr
 	s.Examples = res.examples
 
@@ -363,6 +392,7 @@ func (r *intakeRun) summarizeLoad(rep *loadgen.Report, s *summary) {
 		s.SentPerSec = float64(s.Sent) / rep.Elapsed.Seconds()
 	}
 	s.LatencyAccepted = toMS(loadgen.Summarize(accLat))
+	s.LatencyRejected = toMS(loadgen.Summarize(rejLat))
 	s.LatencyAll = toMS(loadgen.Summarize(allLat))
 }
 
@@ -404,6 +434,9 @@ func printLoad(w io.Writer, s *summary) {
 	fmt.Fprintf(w, "  achieved     %.1f accepted/s  (%d accepted in %.2fs)\n", s.AcceptedPerSec, s.Accepted, s.ElapsedSeconds)
 	fmt.Fprintf(w, "  latency      from the intended send time\n")
 	fmt.Fprintf(w, "    accepted   %s\n", latLine(s.LatencyAccepted))
+	if s.LatencyRejected.Count > 0 {
+		fmt.Fprintf(w, "    429        %s\n", latLine(s.LatencyRejected))
+	}
 	fmt.Fprintf(w, "    all HTTP   %s\n", latLine(s.LatencyAll))
 	statuses := []string{}
 	for _, k := range sortedKeys(s.StatusCounts) {
@@ -435,13 +468,19 @@ func printLoad(w io.Writer, s *summary) {
 	if s.CapReached {
 		fmt.Fprintf(w, "  note         the %s duration cap ended the run\n", s.DurationCap)
 	}
+	if s.Replays > 0 {
+		fmt.Fprintf(w, "  replays      %d accepted claims sent again with the same key: %d answered with another claim\n", s.Replays, s.ReplayMismatch)
+	}
 	if s.NotReceived202 > 0 {
 		fmt.Fprintf(w, "  note         %d 202 answers had a status other than \"received\"\n", s.NotReceived202)
 	}
 	for _, k := range sortedKeys(s.Examples) {
 		label := strconv.Itoa(k)
-		if k == 999 {
+		switch k {
+		case 999:
 			label = "bad 202"
+		case 998:
+			label = "replay"
 		}
 		fmt.Fprintf(w, "  example %-4s %s\n", label, s.Examples[k])
 	}

@@ -78,6 +78,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -100,6 +101,7 @@ type options struct {
 	brnLastDigits     []int
 	claimsPerMerchant int
 	retry             bool
+	replayEvery       int
 	wait              time.Duration
 	outboxTopic       string
 	setupTimeout      time.Duration
@@ -127,6 +129,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	lastDigits := fs.String("brn-last-digits", "", "only use BRNs ending in these digits, e.g. 1,6 (staggered filing days)")
 	fs.IntVar(&o.claimsPerMerchant, "claims-per-merchant", 1000, "claims filed per fresh merchant account")
 	fs.BoolVar(&o.retry, "retry", false, "on 429, wait Retry-After and resend the same Idempotency-Key and body")
+	fs.IntVar(&o.replayEvery, "replay-every", 0, "send every Nth claim again after its 202, same key and body (a client that lost the answer); the replay must name the same claim")
 	fs.DurationVar(&o.wait, "wait", 60*time.Second, "how long to wait for accepted claims to reach their workflow (with -db)")
 	fs.StringVar(&o.outboxTopic, "outbox-topic", "claim.filed", "outbox topic that starts the claim workflow (empty: any topic)")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 2*time.Minute, "time allowed for signing up and logging in the merchants")
@@ -172,6 +175,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, errors.New("-wait must not be negative")
 	case o.setupTimeout <= 0:
 		return nil, errors.New("-setup-timeout must be positive")
+	case o.replayEvery < 0:
+		return nil, errors.New("-replay-every must not be negative")
 	case o.claimsPerMerchant < 1:
 		return nil, errors.New("-claims-per-merchant must be at least 1")
 	case o.program == "":
@@ -206,6 +211,9 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if isScenario(args) {
+		return runScenario(args, getenv, stdout, stderr)
+	}
 	o, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -248,6 +256,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		runID:     newRunID(),
 	}
 	r.res = newResults(o.n)
+	if o.replayEvery > 0 {
+		r.res.replayed = make([]atomic.Bool, o.n)
+	}
 
 	sum := &summary{
 		URL: base.String(), Program: o.program, Claims: o.n, OfferedRate: o.rate,
@@ -293,6 +304,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if sum.DuplicateIDs > 0 {
 		failed = true
 		sum.Failures = append(sum.Failures, fmt.Sprintf("%d accepted claims share an id with another accepted claim", sum.DuplicateIDs))
+	}
+	if sum.ReplayMismatch > 0 {
+		failed = true
+		sum.Failures = append(sum.Failures, fmt.Sprintf("%d replays (same key, same body) were answered with another claim", sum.ReplayMismatch))
 	}
 	if sum.Bad202 > 0 {
 		failed = true

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,6 +139,15 @@ func setupMerchant(ctx context.Context, c *http.Client, base, runID string, j in
 		"name":     fmt.Sprintf("부하시험 상점 %s-%d", runID, j),
 		"phone":    fmt.Sprintf("010-5%03d-%04d", j/10000%1000, j%10000),
 	}
+	// The sign-up page signs the new merchant in at once (one password hash,
+	// and no login throttle, which allows 50 logins per address per 15
+	// minutes: too few for a large run). Servers without the page get the API.
+	if cookie, ok, err := formSignup(ctx, c, base, signup); err != nil {
+		return m, fmt.Errorf("signup %s: %w", m.email, err)
+	} else if ok {
+		m.cookie = cookie
+		return m, nil
+	}
 	st, data, _, err := apiCallPatient(ctx, c, http.MethodPost, base+"/api/v1/merchants/signup", "", signup)
 	if err != nil {
 		return m, fmt.Errorf("signup %s: %w", m.email, err)
@@ -152,17 +163,60 @@ func setupMerchant(ctx context.Context, c *http.Client, base, runID string, j in
 	if st != http.StatusOK {
 		return m, fmt.Errorf("login %s: HTTP %d, want 200: %s", m.email, st, snippet(data))
 	}
-	// Send the cookies back by hand rather than through a cookie jar: a jar
-	// would withhold a Secure cookie over plain http://127.0.0.1.
+	if m.cookie = cookieHeader(h); m.cookie == "" {
+		return m, fmt.Errorf("login %s: 200 but no session cookie was set", m.email)
+	}
+	return m, nil
+}
+
+// cookieHeader turns Set-Cookie headers into a Cookie header value. The
+// cookies are sent back by hand rather than through a cookie jar: a jar would
+// withhold a Secure cookie over plain http://127.0.0.1.
+func cookieHeader(h http.Header) string {
 	var parts []string
 	for _, ck := range (&http.Response{Header: h}).Cookies() {
 		if ck.Value != "" && ck.MaxAge >= 0 {
 			parts = append(parts, ck.Name+"="+ck.Value)
 		}
 	}
-	if len(parts) == 0 {
-		return m, fmt.Errorf("login %s: 200 but no session cookie was set", m.email)
+	return strings.Join(parts, "; ")
+}
+
+// formSignup signs up through the page (POST /signup), which answers 303 with
+// a session cookie. ok is false when the server has no such page (404/405).
+func formSignup(ctx context.Context, c *http.Client, base string, fields map[string]string) (cookie string, ok bool, err error) {
+	form := url.Values{}
+	for k, v := range fields {
+		form.Set(k, v)
 	}
-	m.cookie = strings.Join(parts, "; ")
-	return m, nil
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/signup", strings.NewReader(form.Encode()))
+		if err != nil {
+			return "", false, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", false, err
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+			return "", false, nil
+		case resp.StatusCode == http.StatusTooManyRequests:
+			select {
+			case <-ctx.Done():
+				return "", false, fmt.Errorf("still turned away (429) when setup time ran out: %w", ctx.Err())
+			case <-time.After(retryAfter(resp.Header.Get("Retry-After"), time.Now())):
+			}
+			continue
+		case resp.StatusCode != http.StatusSeeOther:
+			return "", false, fmt.Errorf("sign-up page: HTTP %d, want 303: %s", resp.StatusCode, snippet(body))
+		}
+		if cookie = cookieHeader(resp.Header); !strings.Contains(cookie, "relief_session=") {
+			return "", false, errors.New("sign-up page: 303 but no session cookie was set")
+		}
+		return cookie, true, nil
+	}
 }

@@ -8,6 +8,8 @@
 //	relief user add       create a staff user (password on stdin)
 //	relief audit verify   check the audit log's hash chain
 //	relief keygen         print a new RELIEF_DATA_KEY
+//	relief rekey          re-encrypt bank account numbers under the active key
+//	relief purge          anonymise personal data of closed programs past retention
 //
 // Configuration comes from the environment; see README.md.
 package main
@@ -51,6 +53,9 @@ commands:
   user add       create a staff user: --email --name --role [--role] [--agency]; password on stdin
   audit verify   check the audit log's hash chain
   keygen         print a new RELIEF_DATA_KEY value
+  banksim        run the sandbox bank: [--addr 127.0.0.1:7090] [--data $RELIEF_HOME/banksim.db]
+  rekey          re-encrypt bank account numbers under the active (first) key: [--batch N]
+  purge          anonymise personal data of closed programs past retention: [--dry-run]
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -109,9 +114,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stdout, "audit chain intact: %d entries\n", checked)
 			return nil
 		})
+	case "banksim":
+		return runBanksim(ctx, args[1:])
 	case "keygen":
 		fmt.Fprintln(stdout, vault.NewKeySpec("k1"))
 		return nil
+	case "rekey":
+		return rekey(ctx, load, args[1:], stdout)
+	case "purge":
+		return purge(ctx, load, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -19,13 +19,17 @@ import (
 
 // Vault holds the data keys. The first key is active.
 type Vault struct {
-	activeID string
-	aeads    map[string]cipher.AEAD
-	indexKey []byte
+	activeID   string
+	ids        []string
+	aeads      map[string]cipher.AEAD
+	indexKey   []byte
+	indexKeyID string
 }
 
 // Parse reads RELIEF_DATA_KEY: "id:base64(32 bytes)[,id:base64(32 bytes)...]".
-// The first entry is the active key; the rest only decrypt.
+// The first entry is the active key; the rest only decrypt. The last entry
+// also derives the blind-index key: to rotate, put the new key first and keep
+// the original one last ("new:…,old:…"), then run `relief rekey`.
 func Parse(spec string) (*Vault, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
@@ -50,16 +54,35 @@ func Parse(spec string) (*Vault, error) {
 			return nil, err
 		}
 		v.aeads[id] = aead
+		v.ids = append(v.ids, id)
 		if i == 0 {
 			v.activeID = id
-			// The blind-index key is derived from the first key ever used; it must not
-			// change on rotation or equal accounts would stop matching.
-			mac := hmac.New(sha256.New, key)
-			mac.Write([]byte("relief blind index v1"))
-			v.indexKey = mac.Sum(nil)
 		}
+		// The blind-index key is derived from the LAST entry: rotation puts the
+		// new key first and keeps the original one listed at the end, so the
+		// index key never changes and equal accounts keep matching across
+		// rotations (`relief rekey` checks it against the recorded fingerprint).
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte("relief blind index v1"))
+		v.indexKey = mac.Sum(nil)
+		v.indexKeyID = id
 	}
 	return v, nil
+}
+
+// KeyIDs lists the configured key ids, the active one first.
+func (v *Vault) KeyIDs() []string { return append([]string(nil), v.ids...) }
+
+// IndexKeyID names the entry the blind-index key is derived from (the last one).
+func (v *Vault) IndexKeyID() string { return v.indexKeyID }
+
+// IndexFingerprint identifies the blind-index key without revealing it, so a
+// database can record which key its blind indexes were computed with.
+func (v *Vault) IndexFingerprint() []byte {
+	h := sha256.New()
+	h.Write([]byte("relief blind index fingerprint v1\x00"))
+	h.Write(v.indexKey)
+	return h.Sum(nil)
 }
 
 // NewKeySpec returns a fresh "id:base64key" for RELIEF_DATA_KEY.

@@ -83,6 +83,15 @@ func Dev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Write
 		}()
 		cfg.TemporalAddress = ts.HostPort()
 	}
+	if cfg.BankURL == "" {
+		// The sandbox bank, in-process on a free loopback port, its books under RELIEF_HOME.
+		bankURL, stopBank, err := startSandboxBank(ctx, filepath.Join(home, "banksim.db"), log)
+		if err != nil {
+			return err
+		}
+		defer stopBank()
+		cfg.BankURL = bankURL
+	}
 	if err := models.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
@@ -94,6 +103,7 @@ func Dev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Write
 	if err == nil {
 		_, err = store.SeedDemoUsers(ctx, password)
 	}
+	err = errors.Join(err, store.SeedDemoLedger(ctx)) // demo sales ledger (COPY, once)
 	store.Close()
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)

@@ -3,6 +3,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +34,9 @@ type Config struct {
 	SessionAbsolute   time.Duration // RELIEF_SESSION_ABSOLUTE
 	SecureCookies     bool          // RELIEF_SECURE_COOKIES: set Secure on cookies (behind TLS)
 	BankURL           string        // RELIEF_BANK_URL: bank adapter endpoint (sandbox in dev)
+	TLSCert           string        // RELIEF_TLS_CERT: PEM certificate (chain) file; with TLSKey, serve HTTPS
+	TLSKey            string        // RELIEF_TLS_KEY: PEM private key file
+	TrustedProxies    []string      // RELIEF_TRUSTED_PROXIES: CIDRs/IPs whose X-Forwarded-For is believed
 
 	Vault *vault.Vault `json:"-"` // parsed DataKey
 }
@@ -108,6 +112,29 @@ func FromEnv(mode Mode, getenv func(string) string) (*Config, error) {
 		SessionAbsolute:   duration("RELIEF_SESSION_ABSOLUTE", 12*time.Hour),
 		SecureCookies:     boolean("RELIEF_SECURE_COOKIES"),
 		BankURL:           str("RELIEF_BANK_URL", ""),
+		TLSCert:           str("RELIEF_TLS_CERT", ""),
+		TLSKey:            str("RELIEF_TLS_KEY", ""),
+	}
+	for _, p := range strings.Split(str("RELIEF_TRUSTED_PROXIES", ""), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		_, _, cidrErr := net.ParseCIDR(p)
+		if cidrErr != nil && net.ParseIP(p) == nil {
+			errs = append(errs, fmt.Errorf("RELIEF_TRUSTED_PROXIES: %q is neither an IP address nor a CIDR", p))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	switch {
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		errs = append(errs, errors.New("RELIEF_TLS_CERT and RELIEF_TLS_KEY: set both (HTTPS) or neither"))
+	case c.TLSCert != "":
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			errs = append(errs, fmt.Errorf("RELIEF_TLS_CERT/RELIEF_TLS_KEY: %v", err))
+		}
+		// Served over TLS: cookies are Secure and HSTS is sent.
+		c.SecureCookies = true
 	}
 
 	if c.DatabaseURL != "" {

@@ -1,0 +1,613 @@
+package main
+
+// Scenarios: `intake ramp|steady|surge|storm|all [flags]`.
+//
+//	ramp    capacity ramp: steps of rising offered rate; C is the highest step
+//	        whose accepted claims have p99 ≤ -slo-p99 with no error at all
+//	        (every answer 202, no 429, no 5xx, no transport error).
+//	steady  -steady-factor × C (0.5) for -steady-duration: the same bar.
+//	surge   -surge-factor × C (3) for -surge-duration (60 s), no retries:
+//	        accepted/s ≥ -surge-min-accepted × C (0.8), every excess request
+//	        answered 429 with p99 ≤ -surge-429-p99 (50 ms), no 5xx, no
+//	        transport error.
+//	storm   retry storm: -storm-factor × C for -storm-duration, every 429
+//	        retried after its Retry-After with the same Idempotency-Key and
+//	        body, and every -replay-every-th accepted claim sent once more
+//	        (a client that lost the answer): every claim is accepted once, by
+//	        -storm-cap, no 5xx, and each replay names the same claim.
+//	all     ramp, then steady, surge and storm at the C the ramp found.
+//
+// steady, surge and storm alone need -c. After each scenario the database
+// check runs (every accepted claim stored, no BRN twice, every claim's outbox
+// row dispatched and its workflow started, waiting up to -wait), and with
+// -pgbench the PostgreSQL single-row insert rate is measured once, after the
+// ramp, for the C/pgbench ratio of the same run. Everything stays on
+// loopback and stops by itself: each phase is capped in count and time.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/relief/relief/bench/internal/loadgen"
+)
+
+var scenarioNames = []string{"ramp", "steady", "surge", "storm", "all"}
+
+func isScenario(args []string) bool {
+	return len(args) > 0 && slices.Contains(scenarioNames, args[0])
+}
+
+type scenarioOptions struct {
+	name              string
+	url, db, program  string
+	c                 float64
+	rampStart         float64
+	rampGrowth        float64
+	rampMax           float64
+	step, pause       time.Duration
+	refine            int
+	sloP99            time.Duration
+	steadyFactor      float64
+	steadyDuration    time.Duration
+	surgeFactor       float64
+	surgeDuration     time.Duration
+	surge429P99       time.Duration
+	surgeMinAccepted  float64
+	stormFactor       float64
+	stormDuration     time.Duration
+	stormCap          time.Duration
+	replayEvery       int
+	concurrency       int
+	timeout           time.Duration
+	wait              time.Duration
+	pgbench           bool
+	pgbenchClients    int
+	pgbenchSeconds    int
+	brnOffset         int64
+	claimsPerMerchant int
+	setupTimeout      time.Duration
+	json              bool
+	outboxTopic       string
+}
+
+func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Writer) (*scenarioOptions, error) {
+	o := &scenarioOptions{name: args[0]}
+	fs := flag.NewFlagSet("intake "+o.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the Relief server (loopback only)")
+	fs.StringVar(&o.db, "db", "", "PostgreSQL URL of the server's database (default $DATABASE_URL); required")
+	fs.StringVar(&o.program, "program", "KPOST-2025-NIRS", "program code to file claims under")
+	fs.Float64Var(&o.c, "c", 0, "capacity C in claims/s (steady, surge, storm; all ramps to find it)")
+	fs.Float64Var(&o.rampStart, "ramp-start", 250, "first ramp step, claims/s")
+	fs.Float64Var(&o.rampGrowth, "ramp-growth", 1.25, "each ramp step offers this many times the previous")
+	fs.Float64Var(&o.rampMax, "ramp-max", 20000, "the ramp stops here even if every step passed")
+	fs.DurationVar(&o.step, "step", 10*time.Second, "duration of each ramp step")
+	fs.DurationVar(&o.pause, "pause", 3*time.Second, "quiet time between phases")
+	fs.IntVar(&o.refine, "refine", 2, "after the first failing ramp step, try this many midpoints")
+	fs.DurationVar(&o.sloP99, "slo-p99", 100*time.Millisecond, "a ramp or steady step passes with accepted p99 at most this (and no error)")
+	fs.Float64Var(&o.steadyFactor, "steady-factor", 0.5, "steady offers this × C")
+	fs.DurationVar(&o.steadyDuration, "steady-duration", 60*time.Second, "how long steady lasts")
+	fs.Float64Var(&o.surgeFactor, "surge-factor", 3, "surge offers this × C")
+	fs.DurationVar(&o.surgeDuration, "surge-duration", 60*time.Second, "how long the surge is held")
+	fs.DurationVar(&o.surge429P99, "surge-429-p99", 50*time.Millisecond, "the surge passes with 429 answers at p99 at most this")
+	fs.Float64Var(&o.surgeMinAccepted, "surge-min-accepted", 0.8, "the surge passes with accepted/s at least this × C")
+	fs.Float64Var(&o.stormFactor, "storm-factor", 3, "the retry storm offers this × C")
+	fs.DurationVar(&o.stormDuration, "storm-duration", 20*time.Second, "how long new claims keep arriving in the storm")
+	fs.DurationVar(&o.stormCap, "storm-cap", 4*time.Minute, "hard cap on the storm, retries included")
+	fs.IntVar(&o.replayEvery, "replay-every", 10, "in the storm, send every Nth accepted claim again (0: never)")
+	fs.IntVar(&o.concurrency, "concurrency", 4096, "generator cap on requests in flight (requests held back still count from their intended time)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout (counted as a transport error)")
+	fs.DurationVar(&o.wait, "wait", 30*time.Minute, "after each scenario, how long to wait for every accepted claim to reach its workflow")
+	fs.BoolVar(&o.pgbench, "pgbench", true, "measure single-row INSERTs/s with pgbench after the ramp (for the C/pgbench ratio)")
+	fs.IntVar(&o.pgbenchClients, "pgbench-clients", 64, "pgbench clients (-c)")
+	fs.IntVar(&o.pgbenchSeconds, "pgbench-seconds", 10, "pgbench duration (-T)")
+	fs.Int64Var(&o.brnOffset, "brn-offset", -1, "first BRN counter value (default: after the highest BRN already filed in the program)")
+	fs.IntVar(&o.claimsPerMerchant, "claims-per-merchant", 5000, "claims filed per merchant account")
+	fs.DurationVar(&o.setupTimeout, "setup-timeout", 5*time.Minute, "time allowed for signing up the merchants of one phase")
+	fs.BoolVar(&o.json, "json", false, "also print a JSON report on stdout (the human report then goes to stderr)")
+	fs.StringVar(&o.outboxTopic, "outbox-topic", "claim.filed", "outbox topic that starts the claim workflow")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: intake %s [flags]\n\nScenario %q against a loopback Relief server (see `go doc ./bench/intake`).\n\n", o.name, o.name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.db == "" {
+		o.db = getenv("DATABASE_URL")
+	}
+	switch {
+	case o.db == "":
+		return nil, errors.New("-db or DATABASE_URL is required: every scenario ends with the database check")
+	case o.name != "ramp" && o.name != "all" && !(o.c > 0):
+		return nil, fmt.Errorf("%s needs -c (the capacity found by `intake ramp`)", o.name)
+	case !(o.rampStart > 0) || !(o.rampGrowth > 1) || o.rampMax < o.rampStart:
+		return nil, errors.New("-ramp-start must be > 0, -ramp-growth > 1 and -ramp-max ≥ -ramp-start")
+	case o.step < time.Second || o.steadyDuration < time.Second || o.surgeDuration < time.Second || o.stormDuration < time.Second:
+		return nil, errors.New("phase durations must be at least 1s")
+	case o.stormCap < o.stormDuration:
+		return nil, errors.New("-storm-cap must be at least -storm-duration")
+	case o.concurrency < 1 || o.concurrency > 100_000:
+		return nil, errors.New("-concurrency must be between 1 and 100000")
+	case o.claimsPerMerchant < 1 || o.replayEvery < 0 || o.refine < 0:
+		return nil, errors.New("-claims-per-merchant must be ≥ 1, -replay-every and -refine ≥ 0")
+	}
+	// Bounded count: no phase may offer more than maxClaims.
+	for _, n := range []float64{o.rampMax * o.step.Seconds(), o.c * o.surgeFactor * o.surgeDuration.Seconds(), o.c * o.stormFactor * o.stormDuration.Seconds()} {
+		if n > maxClaims {
+			return nil, fmt.Errorf("a phase would offer %.0f claims, more than %d: lower the rate or the duration", n, maxClaims)
+		}
+	}
+	return o, nil
+}
+
+// scenarioEnv is what the phases of one invocation share.
+type scenarioEnv struct {
+	o         *scenarioOptions
+	client    *http.Client
+	base      string
+	runID     string
+	merchants []merchant
+	offset    uint64
+	human     io.Writer
+	stderr    io.Writer
+}
+
+// phase is one open-loop run.
+type phase struct {
+	name        string
+	rate        float64
+	duration    time.Duration
+	cap         time.Duration
+	retry       bool
+	replayEvery int
+}
+
+// phaseReport is one phase's outcome.
+type phaseReport struct {
+	Name     string   `json:"name"`
+	Offered  float64  `json:"offered_per_sec"`
+	Seconds  float64  `json:"seconds"`
+	Summary  *summary `json:"summary"`
+	Pass     bool     `json:"pass"`
+	Problems []string `json:"problems,omitempty"`
+	ids      [][16]byte
+}
+
+// scenarioReport is the whole JSON report.
+type scenarioReport struct {
+	Scenario  string                  `json:"scenario"`
+	URL       string                  `json:"url"`
+	Program   string                  `json:"program"`
+	StartedAt time.Time               `json:"started_at"`
+	C         float64                 `json:"c"`
+	Phases    []*phaseReport          `json:"phases"`
+	Checks    map[string]*checkResult `json:"checks"`
+	Pgbench   *pgbenchResult          `json:"pgbench,omitempty"`
+	Ratio     float64                 `json:"c_over_pgbench,omitempty"`
+	Verdicts  map[string]bool         `json:"verdicts"`
+	OK        bool                    `json:"ok"`
+	Failures  []string                `json:"failures"`
+}
+
+func runScenario(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	o, err := parseScenarioFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "intake:", err)
+		return 2
+	}
+	base, err := loadgen.CheckLoopbackURL(o.url)
+	if err != nil {
+		fmt.Fprintln(stderr, "intake:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	e := &scenarioEnv{o: o, client: loadgen.NewClient(o.concurrency), base: base.String(), runID: newRunID(), human: stdout, stderr: stderr}
+	if o.json {
+		e.human = stderr
+	}
+	rep := &scenarioReport{Scenario: o.name, URL: e.base, Program: o.program, StartedAt: time.Now(), C: o.c,
+		Checks: map[string]*checkResult{}, Verdicts: map[string]bool{}, Failures: []string{}}
+	fmt.Fprintf(e.human, "relief intake %s → %s  program %s  run %s\n", o.name, e.base, o.program, e.runID)
+	if err := e.preflight(ctx); err != nil {
+		fmt.Fprintln(stderr, "intake:", err)
+		return 2
+	}
+
+	fail := func(f string, args ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(f, args...)) }
+	check := func(name string, ids [][16]byte) {
+		if ctx.Err() != nil {
+			return
+		}
+		fmt.Fprintf(e.human, "\ncheck after %s: %d accepted claims (waiting up to %s for their workflows)\n", name, len(ids), o.wait)
+		chk, err := runCheck(ctx, o.db, o.program, o.outboxTopic, ids, o.wait, e.human)
+		if err != nil {
+			fail("%s: database check could not run: %v", name, err)
+			return
+		}
+		rep.Checks[name] = chk
+		printCheck(e.human, chk)
+		for _, f := range chk.Failures {
+			fail("%s: %s", name, f)
+		}
+		rep.Verdicts[name+"_check"] = len(chk.Failures) == 0
+	}
+
+	if o.name == "ramp" || o.name == "all" {
+		c, ids := e.ramp(ctx, rep)
+		rep.C = c
+		check("ramp", ids)
+		if c == 0 {
+			fail("ramp: no step passed (even %.0f/s missed the bar)", o.rampStart)
+		}
+		if o.pgbench && ctx.Err() == nil {
+			fmt.Fprintf(e.human, "\npgbench: %d clients, %ds of single-row INSERTs, synchronous_commit=on …\n", o.pgbenchClients, o.pgbenchSeconds)
+			pg, err := runPgbench(ctx, o.db, o.pgbenchClients, o.pgbenchSeconds)
+			if err != nil {
+				fail("pgbench: %v", err)
+			} else {
+				rep.Pgbench = pg
+				if pg.TPS > 0 {
+					rep.Ratio = c / pg.TPS
+				}
+				fmt.Fprintf(e.human, "  pgbench      %.0f single-row inserts/s (%d transactions, %d failed)\n", pg.TPS, pg.Transactions, pg.Failed)
+				fmt.Fprintf(e.human, "  C            %.0f claims/s  →  C/pgbench = %.3f\n", c, rep.Ratio)
+			}
+		}
+	}
+	c := rep.C
+	if c > 0 && ctx.Err() == nil && (o.name == "steady" || o.name == "all") {
+		p := e.runPhase(ctx, phase{name: "steady", rate: o.steadyFactor * c, duration: o.steadyDuration})
+		e.judgeStep(p)
+		rep.Phases = append(rep.Phases, p)
+		rep.Verdicts["steady"] = p.Pass
+		if !p.Pass {
+			fail("steady at %.0f/s: %s", p.Offered, strings.Join(p.Problems, "; "))
+		}
+		check("steady", p.ids)
+	}
+	if c > 0 && ctx.Err() == nil && (o.name == "surge" || o.name == "all") {
+		e.sleep(ctx, o.pause)
+		p := e.runPhase(ctx, phase{name: "surge", rate: o.surgeFactor * c, duration: o.surgeDuration})
+		e.judgeSurge(p, c)
+		rep.Phases = append(rep.Phases, p)
+		rep.Verdicts["surge"] = p.Pass
+		if !p.Pass {
+			fail("surge at %.0f/s: %s", p.Offered, strings.Join(p.Problems, "; "))
+		}
+		check("surge", p.ids)
+	}
+	if c > 0 && ctx.Err() == nil && (o.name == "storm" || o.name == "all") {
+		e.sleep(ctx, o.pause)
+		p := e.runPhase(ctx, phase{name: "storm", rate: o.stormFactor * c, duration: o.stormDuration, cap: o.stormCap, retry: true, replayEvery: o.replayEvery})
+		e.judgeStorm(p)
+		rep.Phases = append(rep.Phases, p)
+		rep.Verdicts["storm"] = p.Pass
+		if !p.Pass {
+			fail("storm: %s", strings.Join(p.Problems, "; "))
+		}
+		check("storm", p.ids)
+	}
+	if ctx.Err() != nil {
+		fail("interrupted")
+	}
+
+	rep.OK = len(rep.Failures) == 0
+	e.printVerdicts(rep)
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stderr, "intake:", err)
+			return 2
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return 2
+	case !rep.OK:
+		return 1
+	}
+	return 0
+}
+
+func (e *scenarioEnv) sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// preflight checks the server answers and finds the first unused BRN counter.
+func (e *scenarioEnv) preflight(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, body, _, err := apiCall(cctx, e.client, http.MethodGet, e.base+"/readyz", "", nil)
+	if err != nil {
+		return fmt.Errorf("server not reachable at %s: %w", e.base, err)
+	}
+	if st != http.StatusOK {
+		fmt.Fprintf(e.human, "  warning      GET /readyz answered %d: %s\n", st, snippet(body))
+	}
+	if e.o.brnOffset >= 0 {
+		e.offset = uint64(e.o.brnOffset)
+		return nil
+	}
+	conn, err := pgx.Connect(cctx, e.o.db)
+	if err != nil {
+		return fmt.Errorf("connect to -db: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var top *int64
+	// BRNs this tool made are (100000000 + counter) × 10 + check digit.
+	if err := conn.QueryRow(cctx, `SELECT max(brn::bigint) FROM claims WHERE program_code = $1 AND brn ~ '^[1-9][0-9]{9}$'`, e.o.program).Scan(&top); err != nil {
+		return fmt.Errorf("find the next free BRN: %w", err)
+	}
+	if top != nil && uint64(*top)/10 >= brnPrefixBase {
+		e.offset = uint64(*top)/10 - brnPrefixBase + 1
+	}
+	fmt.Fprintf(e.human, "  BRNs         from counter %d (after the highest BRN already filed)\n", e.offset)
+	return nil
+}
+
+// ensureMerchants signs up merchants until there are k.
+func (e *scenarioEnv) ensureMerchants(ctx context.Context, k int) error {
+	if k <= len(e.merchants) {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, e.o.setupTimeout)
+	defer cancel()
+	t0 := time.Now()
+	more := make([]merchant, k-len(e.merchants))
+	errs := make([]error, len(more))
+	sem := make(chan struct{}, 4)
+	done := make(chan struct{})
+	for j := range more {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; done <- struct{}{} }()
+			more[j], errs[j] = setupMerchant(sctx, e.client, e.base, e.runID, len(e.merchants)+j)
+		}()
+	}
+	for range more {
+		<-done
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	e.merchants = append(e.merchants, more...)
+	fmt.Fprintf(e.human, "  set-up       %d more merchant account(s) signed in (%s)\n", len(more), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// runPhase offers rate × duration fresh claims (new BRNs, new keys).
+func (e *scenarioEnv) runPhase(ctx context.Context, p phase) *phaseReport {
+	o := e.o
+	n := max(1, int(math.Round(p.rate*p.duration.Seconds())))
+	pr := &phaseReport{Name: p.name, Offered: p.rate, Seconds: p.duration.Seconds()}
+	fmt.Fprintf(e.human, "\n%s: %d claims at %.0f/s over %s%s\n", p.name, n, p.rate, p.duration, map[bool]string{true: ", 429s retried after Retry-After", false: ""}[p.retry])
+	brns, next, err := makeBRNs(n, e.offset, nil)
+	if err != nil {
+		pr.Problems = append(pr.Problems, err.Error())
+		return pr
+	}
+	e.offset = next
+	if err := e.ensureMerchants(ctx, (n+o.claimsPerMerchant-1)/o.claimsPerMerchant); err != nil {
+		pr.Problems = append(pr.Problems, "set-up: "+err.Error())
+		return pr
+	}
+	capDur := p.cap
+	if capDur == 0 {
+		capDur = p.duration + o.timeout + 5*time.Second
+	}
+	var seed idemKeys
+	_, _ = rand.Read(seed[:])
+	opts := &options{n: n, rate: p.rate, duration: capDur, concurrency: o.concurrency, timeout: o.timeout, program: o.program,
+		retry: p.retry, replayEvery: p.replayEvery, claimsPerMerchant: o.claimsPerMerchant}
+	r := &intakeRun{opts: opts, client: e.client, base: e.base, claimsURL: e.base + "/api/v1/claims",
+		bodies: newClaimBodies(o.program, brns), keys: &seed, runID: e.runID, merchants: e.merchants, perMerchant: o.claimsPerMerchant}
+	r.res = newResults(n)
+	if p.replayEvery > 0 {
+		r.res.replayed = make([]atomic.Bool, n)
+	}
+	rep := r.load(ctx, e.human)
+	sum := &summary{URL: e.base, Program: o.program, Claims: n, OfferedRate: p.rate, Concurrency: o.concurrency,
+		DurationCap: capDur.String(), Retry: p.retry, Failures: []string{}}
+	r.summarizeLoad(rep, sum)
+	printLoad(e.human, sum)
+	pr.Summary, pr.ids = sum, r.acceptedIDs
+	return pr
+}
+
+// judgeStep: every answer 202 and accepted p99 within the SLO.
+func (e *scenarioEnv) judgeStep(p *phaseReport) {
+	s := p.Summary
+	if s == nil {
+		return
+	}
+	for code, n := range s.StatusCounts {
+		if code != "202" {
+			p.Problems = append(p.Problems, fmt.Sprintf("%d answers %s", n, code))
+		}
+	}
+	if t := sumCounts(s.TransportErrors); t > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d transport errors", t))
+	}
+	if s.CancelledAtCap+s.NotSent > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d claims not answered before the cap", s.CancelledAtCap+s.NotSent))
+	}
+	if s.DuplicateIDs > 0 || s.Bad202 > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d duplicate ids, %d bad 202 bodies", s.DuplicateIDs, s.Bad202))
+	}
+	if slo := float64(e.o.sloP99.Microseconds()) / 1000; s.LatencyAccepted.P99 > slo {
+		p.Problems = append(p.Problems, fmt.Sprintf("accepted p99 %s > %s", fmtMS(s.LatencyAccepted.P99), fmtMS(slo)))
+	}
+	p.Pass = len(p.Problems) == 0
+}
+
+// judgeSurge: enough accepted, the excess turned away fast, nothing broken.
+func (e *scenarioEnv) judgeSurge(p *phaseReport, c float64) {
+	s := p.Summary
+	if s == nil {
+		return
+	}
+	if want := e.o.surgeMinAccepted * c; s.AcceptedPerSec < want {
+		p.Problems = append(p.Problems, fmt.Sprintf("accepted %.0f/s < %.2f × C = %.0f/s", s.AcceptedPerSec, e.o.surgeMinAccepted, want))
+	}
+	if lim := float64(e.o.surge429P99.Microseconds()) / 1000; s.LatencyRejected.Count > 0 && s.LatencyRejected.P99 > lim {
+		p.Problems = append(p.Problems, fmt.Sprintf("429 p99 %s > %s", fmtMS(s.LatencyRejected.P99), fmtMS(lim)))
+	}
+	for code, n := range s.StatusCounts {
+		if code != "202" && code != "429" {
+			p.Problems = append(p.Problems, fmt.Sprintf("%d answers %s", n, code))
+		}
+	}
+	if t := sumCounts(s.TransportErrors); t > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d transport errors", t))
+	}
+	if s.DuplicateIDs > 0 || s.Bad202 > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d duplicate ids, %d bad 202 bodies", s.DuplicateIDs, s.Bad202))
+	}
+	p.Pass = len(p.Problems) == 0
+}
+
+// judgeStorm: every claim accepted once in the end, replays consistent.
+func (e *scenarioEnv) judgeStorm(p *phaseReport) {
+	s := p.Summary
+	if s == nil {
+		return
+	}
+	for code, n := range s.StatusCounts {
+		if code != "202" {
+			p.Problems = append(p.Problems, fmt.Sprintf("%d claims ended with %s", n, code))
+		}
+	}
+	if t := sumCounts(s.TransportErrors); t > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d transport errors", t))
+	}
+	if s.CancelledAtCap+s.NotSent > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d claims not accepted by the %s cap", s.CancelledAtCap+s.NotSent, e.o.stormCap))
+	}
+	if s.DuplicateIDs > 0 || s.Bad202 > 0 || s.ReplayMismatch > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d duplicate ids, %d bad 202 bodies, %d replays naming another claim", s.DuplicateIDs, s.Bad202, s.ReplayMismatch))
+	}
+	p.Pass = len(p.Problems) == 0
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// ramp raises the offered rate step by step until a step misses the bar,
+// then tries midpoints; C is the highest rate that passed.
+func (e *scenarioEnv) ramp(ctx context.Context, rep *scenarioReport) (float64, [][16]byte) {
+	o := e.o
+	var ids [][16]byte
+	best, worst := 0.0, 0.0
+	step := func(rate float64) bool {
+		rate = math.Round(rate)
+		p := e.runPhase(ctx, phase{name: fmt.Sprintf("ramp %.0f/s", rate), rate: rate, duration: o.step})
+		e.judgeStep(p)
+		rep.Phases = append(rep.Phases, p)
+		ids = append(ids, p.ids...)
+		verdict := "PASS"
+		if !p.Pass {
+			verdict = "miss: " + strings.Join(p.Problems, "; ")
+		}
+		fmt.Fprintf(e.human, "  step         %.0f/s %s\n", rate, verdict)
+		e.sleep(ctx, o.pause)
+		return p.Pass
+	}
+	for rate := o.rampStart; rate <= o.rampMax && ctx.Err() == nil; rate *= o.rampGrowth {
+		if !step(rate) {
+			worst = math.Round(rate)
+			break
+		}
+		best = math.Round(rate)
+	}
+	for i := 0; i < o.refine && worst > 0 && ctx.Err() == nil; i++ {
+		mid := math.Round((best + worst) / 2)
+		if mid <= best || mid >= worst {
+			break
+		}
+		if step(mid) {
+			best = mid
+		} else {
+			worst = mid
+		}
+	}
+	fmt.Fprintf(e.human, "\nC = %.0f claims/s (highest step with accepted p99 ≤ %s and no error; next failing step %.0f/s)\n", best, o.sloP99, worst)
+	return best, ids
+}
+
+func (e *scenarioEnv) printVerdicts(rep *scenarioReport) {
+	w := e.human
+	fmt.Fprintf(w, "\n== %s summary ==\n", rep.Scenario)
+	if rep.C > 0 {
+		fmt.Fprintf(w, "  C                 %.0f claims/s", rep.C)
+		if rep.Pgbench != nil {
+			fmt.Fprintf(w, "  (pgbench %.0f inserts/s, ratio %.3f)", rep.Pgbench.TPS, rep.Ratio)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, p := range rep.Phases {
+		if p.Summary == nil || strings.HasPrefix(p.Name, "ramp") {
+			continue
+		}
+		s := p.Summary
+		fmt.Fprintf(w, "  %-8s %s  offered %.0f/s  accepted %.0f/s  p99 accepted %s  p99 429 %s  5xx %d  statuses %v\n",
+			p.Name, passWord(p.Pass), p.Offered, s.AcceptedPerSec, fmtMS(s.LatencyAccepted.P99), fmtMS(s.LatencyRejected.P99), s.Status5xx, s.StatusCounts)
+	}
+	for _, name := range []string{"ramp", "steady", "surge", "storm"} {
+		if c, ok := rep.Checks[name]; ok {
+			fmt.Fprintf(w, "  check %-7s %s  accepted %d, in DB %d, duplicate BRNs %d, dispatched %d, reached workflow %d\n",
+				name, passWord(len(c.Failures) == 0), c.Accepted, c.Found, c.DuplicateBRNs, c.Dispatched, c.Reached)
+		}
+	}
+	if len(rep.Failures) == 0 {
+		fmt.Fprintln(w, "\nOK")
+		return
+	}
+	fmt.Fprintln(w, "\nFAILED:")
+	for _, f := range rep.Failures {
+		fmt.Fprintln(w, "  -", f)
+	}
+}
+
+func passWord(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}

@@ -1,0 +1,263 @@
+package handlers
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/relief/relief/models"
+)
+
+// Admission control (DESIGN.md, "Surge, reliability, security").
+//
+// A web process serves at most RELIEF_MAX_INFLIGHT requests at once. Past the
+// bound a request is answered at once with 429 and a Retry-After of 2–5 s,
+// spread at random so the crowd does not come back in step: turning a request
+// away costs microseconds, queueing it would make everyone wait until they
+// time out. API clients get the JSON error; browsers get the waiting page,
+// which retries a GET by itself after Retry-After plus jitter, and for a POST
+// (a form) shows a button that submits the same fields again once the wait is
+// over, never on its own. Health, readiness, metrics and static assets (the
+// waiting page needs its CSS and script) are never turned away.
+//
+// Staff keep RELIEF_STAFF_RESERVE percent of the bound: merchants are admitted
+// only while fewer than (100 − reserve)% of the slots are taken. Admission
+// runs before the session is loaded, so staff are recognised by a hint cookie
+// set at login: an HMAC of their session token under a key derived from the
+// data key, so it cannot be forged or moved to another session, and checking
+// it costs no database query. The hint only chooses the share; what a request
+// may do is decided by the session, as always.
+
+const ctxRejected = "admission_rejected" // set on requests turned away, for observe
+
+type admission struct {
+	limit, publicLimit int64
+	inFlight           atomic.Int64
+
+	hintOnce sync.Once
+	hintKey  []byte
+
+	bodiesOnce sync.Once
+	bodies     map[string][]byte // the 429 JSON body per language
+
+	unlogged atomic.Int64 // rejections since the last summary line
+	lastLog  atomic.Int64 // UnixNano of the last summary line
+}
+
+func newAdmission(limit, staffReservePercent int) *admission {
+	limit = max(limit, 1)
+	staffReservePercent = min(max(staffReservePercent, 0), 100)
+	public := int64(limit) * int64(100-staffReservePercent) / 100
+	if public < 1 {
+		public = 1
+	}
+	return &admission{limit: int64(limit), publicLimit: public}
+}
+
+// acquire takes a slot if one is free in the caller's share.
+func (a *admission) acquire(staff bool) bool {
+	limit := a.publicLimit
+	if staff {
+		limit = a.limit
+	}
+	if a.inFlight.Add(1) > limit {
+		a.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (a *admission) release() { a.inFlight.Add(-1) }
+
+// InFlight is the number of admitted requests being served now.
+func (s *Server) InFlight() int64 { return s.admission.inFlight.Load() }
+
+// admissionExempt lists the routes admission control never turns away.
+func admissionExempt(route string) bool {
+	switch route {
+	case "/healthz", "/readyz", "/metrics", "/static/*filepath":
+		return true
+	}
+	return false
+}
+
+// retryAfterSeconds is 2–5 s, at random per answer.
+func retryAfterSeconds() int { return 2 + mrand.IntN(4) }
+
+func (s *Server) admit(c *gin.Context) {
+	if admissionExempt(c.FullPath()) {
+		c.Next()
+		return
+	}
+	if !s.admission.acquire(s.staffRequest(c)) {
+		s.turnAway(c)
+		return
+	}
+	defer s.admission.release()
+	c.Next()
+}
+
+// turnAway answers 429 with Retry-After: JSON for the API, the waiting page
+// for browsers.
+func (s *Server) turnAway(c *gin.Context) {
+	s.metrics.rejected.Inc()
+	c.Set(ctxRejected, true)
+	retry := retryAfterSeconds()
+	h := c.Writer.Header()
+	h.Set("Retry-After", strconv.Itoa(retry))
+	h.Set("Cache-Control", "no-store")
+	if isAPI(c.Request) {
+		c.Data(http.StatusTooManyRequests, "application/json; charset=utf-8", s.admission.body(s, langFromRequest(c.Request)))
+		c.Abort()
+		return
+	}
+	s.render(c, http.StatusTooManyRequests, "busy", "title.busy", busyPage(c, retry))
+	c.Abort()
+}
+
+// body is the API's 429 answer in lang, built once per language.
+func (a *admission) body(s *Server, lang string) []byte {
+	a.bodiesOnce.Do(func() {
+		a.bodies = map[string][]byte{}
+		e := models.Coded(models.EOVERLOADED, "overloaded", "too many requests")
+		for _, l := range []string{"ko", "en"} {
+			b, err := json.Marshal(errorJSON(s.Web.Localizer(l), e))
+			if err != nil {
+				panic(err)
+			}
+			a.bodies[l] = b
+		}
+	})
+	if b, ok := a.bodies[lang]; ok {
+		return b
+	}
+	return a.bodies["ko"]
+}
+
+// logRejected counts a rejection and, at most once a second, logs how many
+// there were since the last line.
+func (a *admission) logRejected(log *slog.Logger) {
+	a.unlogged.Add(1)
+	now := time.Now().UnixNano()
+	last := a.lastLog.Load()
+	if now-last < int64(time.Second) || !a.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	n := a.unlogged.Swap(0)
+	args := []any{"rejected", n, "in_flight", a.inFlight.Load(), "limit", a.limit, "public_limit", a.publicLimit}
+	if last != 0 {
+		args = append(args, "since_ms", (now-last)/int64(time.Millisecond))
+	}
+	log.Warn("admission: requests turned away with 429", args...)
+}
+
+// staffHint is the staff hint cookie's value for a session token.
+func (s *Server) staffHint(token string) string {
+	a := s.admission
+	a.hintOnce.Do(func() {
+		if s.Store != nil && s.Store.Vault != nil {
+			// Derived from the data key: the same on every replica and across
+			// restarts, and never the key itself.
+			a.hintKey = s.Store.Vault.BlindIndex("relief/admission/staff-hint/v1")
+		} else {
+			a.hintKey = make([]byte, 32)
+			_, _ = rand.Read(a.hintKey)
+		}
+	})
+	m := hmac.New(sha256.New, a.hintKey)
+	m.Write([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// staffRequest reports whether the request carries a valid staff hint for
+// its session cookie.
+func (s *Server) staffRequest(c *gin.Context) bool {
+	hint, err := c.Cookie(staffHintCookie)
+	if err != nil || hint == "" {
+		return false
+	}
+	token, err := c.Cookie(sessionCookie)
+	if err != nil || token == "" {
+		return false
+	}
+	return hmac.Equal([]byte(hint), []byte(s.staffHint(token)))
+}
+
+// busyField is one field echoed back into the waiting page's resubmit form.
+type busyField struct{ Name, Value string }
+
+// busyPageData is what busy.html shows.
+type busyPageData struct {
+	RetryAfter int
+	// Resubmit: the request was a form POST (or another unsafe method); the
+	// page offers a button instead of retrying by itself.
+	Resubmit bool
+	// Action is where the button sends the form again (this request's path),
+	// or the page to go back to when the fields cannot be echoed.
+	Action string
+	// Fields are the posted fields, echoed as hidden inputs; empty when they
+	// cannot be (a password, a file upload, too much data): the merchant then
+	// goes back to the form and enters them again.
+	Fields []busyField
+	// Idempotent: the form carries an Idempotency-Key, so sending it twice
+	// still files it once (the page says so).
+	Idempotent bool
+}
+
+// Limits on what the waiting page echoes back.
+const (
+	busyMaxFields = 300
+	busyMaxBytes  = 64 << 10
+)
+
+func busyPage(c *gin.Context, retry int) busyPageData {
+	d := busyPageData{RetryAfter: retry}
+	r := c.Request
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return d
+	}
+	d.Resubmit = true
+	d.Action = r.URL.Path
+	if r.URL.RawQuery != "" {
+		d.Action += "?" + r.URL.RawQuery
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return d // multipart (files) or something else: not echoed
+	}
+	r.Body = http.MaxBytesReader(c.Writer, r.Body, busyMaxBytes)
+	if err := r.ParseForm(); err != nil {
+		return d
+	}
+	names := make([]string, 0, len(r.PostForm))
+	for name := range r.PostForm {
+		if strings.Contains(strings.ToLower(name), "password") {
+			return d // never echo a password into a page
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for _, v := range r.PostForm[name] {
+			if len(d.Fields) == busyMaxFields {
+				d.Fields = nil
+				return d
+			}
+			d.Fields = append(d.Fields, busyField{Name: name, Value: v})
+		}
+	}
+	d.Idempotent = r.PostForm.Get("idempotency_key") != ""
+	return d
+}
