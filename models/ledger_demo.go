@@ -85,7 +85,7 @@ func DemoLedgerRows(emit func(LedgerRow) error) error {
 	for i := range DemoSellers {
 		rng := splitmix64(uint64(i)*0x2545f4914f6cdd1d + 7)
 		size := math.Exp(0.9*rng.normal() - 0.405) // log-normal, mean 1
-		zeroDays := rng.float() * 0.25              // small sellers skip days
+		zeroDays := rng.float() * 0.25             // small sellers skip days
 		category := Categories[rng.next()%uint64(len(Categories))]
 		if i == 0 {
 			size, zeroDays, category = 0.43, 0, "food"

@@ -353,7 +353,9 @@ func ValidateLedgerRow(h LedgerHeader, rec []string, row int) (LedgerRow, []RowE
 		}
 		return ""
 	}
-	bad := func(k int, msg string) { errs = append(errs, RowError{Row: row, Column: LedgerColumns[k], Message: msg}) }
+	bad := func(k int, msg string) {
+		errs = append(errs, RowError{Row: row, Column: LedgerColumns[k], Message: msg})
+	}
 	var r LedgerRow
 	if brn, err := rules.ParseBRN(field(0)); err != nil {
 		if errors.Is(err, rules.ErrBRNChecksum) {

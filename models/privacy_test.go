@@ -37,8 +37,8 @@ func TestPurgeClosedProgramsKeepsAggregatesAndLedger(t *testing.T) {
 	s.Now = clock.Now
 	prog := models.DemoProgram
 
-	a := secUser(t, s, "only-kpost@example.kr", "", models.RoleMerchant)  // every claim in the closing program
-	b := secUser(t, s, "also-mss@example.kr", "", models.RoleMerchant)    // has a claim in an open program too
+	a := secUser(t, s, "only-kpost@example.kr", "", models.RoleMerchant) // every claim in the closing program
+	b := secUser(t, s, "also-mss@example.kr", "", models.RoleMerchant)   // has a claim in an open program too
 	rev := secUser(t, s, "rev@kpost.kr", "KPOST", models.RoleReviewer)
 	pa, pb, pbOpen := secPIIFor(40), secPIIFor(41), secPIIFor(42)
 	claimA := secFile(t, s, a, prog, pa)

@@ -363,7 +363,9 @@ func (w *claimWorkflow) checkInfo(in InfoRequest) error {
 	return nil
 }
 
-func (w *claimWorkflow) validateInfo(ctx workflow.Context, in InfoRequest) error { return w.checkInfo(in) }
+func (w *claimWorkflow) validateInfo(ctx workflow.Context, in InfoRequest) error {
+	return w.checkInfo(in)
+}
 
 func (w *claimWorkflow) answerInfo(ctx workflow.Context, in InfoRequest) (UpdateResult, error) {
 	if err := w.lock(ctx); err != nil {
