@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 VENDOR := web/static/vendor/.stamp
 
-.PHONY: dev test build web lint fmt-check vet staticcheck workflowcheck unit bench-intake bench-export tools clean
+.PHONY: dev test build web lint fmt-check vet staticcheck workflowcheck unit bench-intake bench-export faults tools clean
 
 ## dev: build and run everything on this machine (PostgreSQL, Temporal, worker, web on :8080)
 dev: build
@@ -64,6 +64,10 @@ bench-intake:
 
 bench-export:
 	$(GO) run ./bench/export
+
+## faults: fault drills on loopback (kill -9 web and worker, PostgreSQL and Temporal restarts, dispatcher crash); PASS/FAIL each
+faults: build
+	$(GO) run ./bench/faults -relief ./bin/relief
 
 clean:
 	rm -rf bin web/static/vendor web/node_modules

@@ -135,14 +135,14 @@ CREATE TABLE claim_status_counts (
 -- +goose StatementBegin
 CREATE FUNCTION claim_status_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    shard smallint := floor(random() * 16)::smallint;
+    pick smallint := floor(random() * 16)::smallint;
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO claim_status_counts AS c (program_code, status, shard, n) VALUES (OLD.program_code, OLD.status, shard, -1)
+        INSERT INTO claim_status_counts AS c (program_code, status, shard, n) VALUES (OLD.program_code, OLD.status, pick, -1)
             ON CONFLICT (program_code, status, shard) DO UPDATE SET n = c.n - 1;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO claim_status_counts AS c (program_code, status, shard, n) VALUES (NEW.program_code, NEW.status, shard, 1)
+        INSERT INTO claim_status_counts AS c (program_code, status, shard, n) VALUES (NEW.program_code, NEW.status, pick, 1)
             ON CONFLICT (program_code, status, shard) DO UPDATE SET n = c.n + 1;
     END IF;
     RETURN NULL;
