@@ -255,7 +255,7 @@ func TestReviewOverHTTPWithTemporal(t *testing.T) {
 		t.Fatalf("offer: %d %s", r.status, r.body)
 	}
 	expect(t, "offer, bad BRN", merchant.do("GET", offerPath+"1208147522", nil), 422, "invalid_brn")
-	expect(t, "offer, not a seller", merchant.do("GET", offerPath+"1010100012", nil), 404, "not_a_seller")
+	expect(t, "offer, not a seller", merchant.do("GET", offerPath+"1010100014", nil), 404, "not_a_seller")
 	expect(t, "offer for staff", reviewer.do("GET", offerPath+"1208147521", nil), 403, "forbidden")
 
 	// Fast track: the demo merchant accepts the offer.

@@ -319,7 +319,7 @@ func TestE2EBrowserSignupFileClaimSeeReview(t *testing.T) {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(browserDataDir(t)),
 		chromedp.WindowSize(1280, 1600),
 		chromedp.Flag("accept-lang", "ko-KR,ko"), // a Korean merchant's browser
 		chromedp.Flag("lang", "ko-KR"),
@@ -513,4 +513,26 @@ func served(url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// browserDataDir is a fresh Chromium profile directory. Chromium's helper
+// processes may still be writing into it for a moment after the browser has
+// been told to quit, so unlike t.TempDir its removal retries and a leftover
+// is logged instead of failing the test.
+func browserDataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "relief-e2e-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 20 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Logf("browser profile %s left behind: %v", dir, err)
+	})
+	return dir
 }
