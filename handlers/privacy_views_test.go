@@ -69,7 +69,7 @@ func TestAuditorReviewsPersonalDataViews(t *testing.T) {
 		}
 	}
 	// Filter by the viewer, English page.
-	page = e.do(secReq{method: http.MethodGet, path: "/audit/personal-data?actor=" + fin.Email, token: auditor, header: map[string]string{"Accept-Language": "en"}})
+	page = e.do(secReq{method: http.MethodGet, path: "/audit/personal-data?actor=" + fin.Email, token: auditor, header: map[string]string{"Cookie": "relief_lang=en"}})
 	if !strings.Contains(page.Body.String(), "Personal data views") || strings.Contains(page.Body.String(), rev.Email) {
 		t.Fatal("filtered English page")
 	}

@@ -101,10 +101,15 @@ func (s *Server) setCookie(c *gin.Context, name, value string, maxAge int, httpO
 	})
 }
 
-// langFromRequest: the language cookie, else Accept-Language, else Korean.
+// langFromRequest: the language cookie (the page's switch), else Korean for
+// pages — the site is Korean-first whatever the browser's locale — while API
+// messages follow Accept-Language, as API.md promises.
 func langFromRequest(r *http.Request) string {
 	if ck, err := r.Cookie(langCookie); err == nil && (ck.Value == "ko" || ck.Value == "en") {
 		return ck.Value
+	}
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		return "ko"
 	}
 	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
 		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
