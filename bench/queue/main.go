@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/relief/relief/models"
 	"github.com/relief/relief/models/pgcluster"
@@ -73,13 +74,15 @@ func main() {
 	check(store.Pool.QueryRow(ctx, `SELECT count(*) FROM claims WHERE program_code = $1`, models.DemoProgram).Scan(&have))
 	if have < int64(*n) {
 		t0 := time.Now()
-		for from := int(have); from < *n; from += 100_000 { // each COPY stays under the 30 s statement timeout
+		for from := int(have); from < *n; from += 100_000 {
 			seed(ctx, store, merchant.ID, from, min(*n, from+100_000))
 		}
 		fmt.Printf("seeded %s claims with COPY in %.1fs\n", rules.FormatNumber(int64(*n)-have), time.Since(t0).Seconds())
 	}
-	_, err = store.Pool.Exec(ctx, `VACUUM ANALYZE claims`)
-	check(err)
+	check(unbounded(ctx, store, func(conn *pgxpool.Conn) error {
+		_, err := conn.Exec(ctx, `VACUUM ANALYZE claims`)
+		return err
+	}))
 
 	// A deep cursor: 80% of the way down the in_review queue.
 	var inReview int64
@@ -166,10 +169,28 @@ func seed(ctx context.Context, s *models.Store, merchant uuid.UUID, from, to int
 			sealed, "bench", "0000", blind(brn), "예금주", st, est, flags,
 			base.Add(time.Duration(k) * 500 * time.Millisecond), base.Add(time.Duration(k) * 500 * time.Millisecond)}, nil
 	})
-	_, err := s.Pool.CopyFrom(ctx, pgx.Identifier{"claims"}, []string{"id", "receipt_no", "program_code", "merchant_id", "brn", "business_name",
-		"representative", "phone", "category", "region", "claimed_loss", "accept_offer", "bank_code", "account_ciphertext", "account_key_id",
-		"account_last4", "account_blind_index", "account_holder", "status", "estimated_loss", "risk_flags", "created_at", "updated_at"}, src)
-	check(err)
+	check(unbounded(ctx, s, func(conn *pgxpool.Conn) error {
+		_, err := conn.CopyFrom(ctx, pgx.Identifier{"claims"}, []string{"id", "receipt_no", "program_code", "merchant_id", "brn", "business_name",
+			"representative", "phone", "category", "region", "claimed_loss", "accept_offer", "bank_code", "account_ciphertext", "account_key_id",
+			"account_last4", "account_blind_index", "account_holder", "status", "estimated_loss", "risk_flags", "created_at", "updated_at"}, src)
+		return err
+	}))
+}
+
+// unbounded runs f on one connection without the pool's statement timeout,
+// which is meant for requests, not for seeding a million rows on a busy
+// machine (the status-count trigger runs once per row).
+func unbounded(ctx context.Context, s *models.Store, f func(*pgxpool.Conn) error) error {
+	conn, err := s.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`) //nolint:errcheck // the pool drops a broken connection
+	return f(conn)
 }
 
 // sealed stands in for an AES-GCM sealed account number (the schema checks its

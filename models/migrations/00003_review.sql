@@ -122,9 +122,11 @@ CREATE INDEX claims_program_status_region_idx ON claims (program_code, status, r
 
 -- Counts per status for the queue's tabs, kept by a trigger instead of counted
 -- on every page view (a GROUP BY over a million claims takes ~0.5 s). Each
--- change adds or subtracts one on a random one of 16 shards per (program,
--- status), so concurrent intake transactions rarely wait for the same row;
--- the count is the sum of the shards.
+-- change adds or subtracts one on one of 16 shards per (program, status),
+-- chosen by the backend's pid, so concurrent intake transactions rarely wait
+-- for the same row, and a transaction touching several claims always takes
+-- the same shard (random shards per row let two group commits lock rows in
+-- opposite orders and deadlock). The count is the sum of the shards.
 CREATE TABLE claim_status_counts (
     program_code text     NOT NULL,
     status       text     NOT NULL,
@@ -135,7 +137,7 @@ CREATE TABLE claim_status_counts (
 -- +goose StatementBegin
 CREATE FUNCTION claim_status_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    pick smallint := floor(random() * 16)::smallint;
+    pick smallint := (pg_backend_pid() % 16)::smallint;
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         INSERT INTO claim_status_counts AS c (program_code, status, shard, n) VALUES (OLD.program_code, OLD.status, pick, -1)

@@ -102,6 +102,8 @@ CREATE TABLE payout_line_entitlements (
     PRIMARY KEY (line_id, entitlement_id)
 );
 CREATE UNIQUE INDEX payout_line_entitlements_live ON payout_line_entitlements (entitlement_id) WHERE NOT released;
+-- A batch finds the entitlements it marked by batch_id.
+CREATE INDEX entitlements_batch_idx ON entitlements (batch_id) WHERE batch_id IS NOT NULL;
 
 -- The successful transfer of a line, written in the same transaction as the
 -- ledger payment. The primary key on line_id is the last guard of "exactly
@@ -127,6 +129,7 @@ CREATE TRIGGER payout_settlements_append_only BEFORE UPDATE OR DELETE ON payout_
     FOR EACH ROW EXECUTE FUNCTION payout_settlement_append_only();
 
 -- +goose Down
+DROP INDEX entitlements_batch_idx;
 DROP TABLE payout_settlements;
 DROP FUNCTION payout_settlement_append_only;
 DROP TABLE payout_line_entitlements;
