@@ -5,24 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 
-	"github.com/relief/relief/cmd/relief/config"
 	"github.com/relief/relief/handlers"
 	"github.com/relief/relief/models"
 	"github.com/relief/relief/models/pgtest"
-	"github.com/relief/relief/models/vault"
-	"github.com/relief/relief/web"
 )
 
 // TestMain gives the package's tests a private PostgreSQL cluster. Other test
@@ -37,66 +31,14 @@ type apiServer struct {
 	t     *testing.T
 	url   string
 	store *models.Store
-
-	mu       sync.Mutex
-	failures []string // every 5xx answered, whatever the test asked
 }
 
 func newAPIServer(t *testing.T) *apiServer {
 	t.Helper()
-	ctx := context.Background()
-	db := pgtest.NewDB(t)
-	env := map[string]string{"DATABASE_URL": db, "RELIEF_DATA_KEY": vault.NewKeySpec("t1"), "RELIEF_ADDR": "127.0.0.1:0"}
-	cfg, err := config.FromEnv(config.ModeServe, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := models.Open(ctx, db, 16, cfg.Vault)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	if err := store.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	renderer, err := web.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := handlers.New(handlers.Deps{Store: store, Web: renderer, Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	a := &apiServer{t: t, store: store}
-	h := srv.Handler()
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &apiStatusRecorder{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(rec, r)
-		if rec.status >= 500 {
-			a.mu.Lock()
-			a.failures = append(a.failures, r.Method+" "+r.URL.Path)
-			a.mu.Unlock()
-		}
-	}))
-	t.Cleanup(hs.Close)
-	a.url = hs.URL
-	t.Cleanup(func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, f := range a.failures {
-			if f != "GET /readyz" { // 503 by design without Temporal
-				t.Errorf("server error for %s: bad input must never give a 5xx", f)
-			}
-		}
-	})
-	return a
-}
-
-type apiStatusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *apiStatusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
+	store, cfg := newTestStore(t, nil)
+	srv := newTestServer(t, handlers.Deps{Store: store, Config: cfg})
+	// GET /readyz is 503 by design without Temporal.
+	return &apiServer{t: t, store: store, url: serveTest(t, srv, ": bad input must never give a 5xx", "GET /readyz")}
 }
 
 // apiClient is one browser or script: its own cookie jar.
@@ -167,32 +109,10 @@ func (c *apiClient) do(method, path string, body any, header ...string) apiRespo
 	case string:
 		rd = strings.NewReader(b)
 	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			c.a.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
+		rd = jsonBody(c.a.t, b)
 	}
-	req, err := http.NewRequest(method, c.a.url+path, rd)
-	if err != nil {
-		c.a.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.a.t.Fatal(err)
-	}
-	return apiResponse{status: resp.StatusCode, header: resp.Header, body: out}
+	status, h, out := roundTrip(c.a.t, c.hc, method, c.a.url+path, rd, "application/json", header)
+	return apiResponse{status: status, header: h, body: out}
 }
 
 func (c *apiClient) session() string {

@@ -5,28 +5,20 @@ package handlers_test
 // helpers that put claims, entitlements and payouts in place.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 
-	"github.com/relief/relief/cmd/relief/config"
 	"github.com/relief/relief/handlers"
 	"github.com/relief/relief/models"
-	"github.com/relief/relief/models/pgtest"
 	"github.com/relief/relief/models/rules"
-	"github.com/relief/relief/models/vault"
-	"github.com/relief/relief/web"
 )
 
 const expPassword = "correct horse battery"
@@ -38,53 +30,15 @@ type expEnv struct {
 	srv      *handlers.Server
 	merchant *models.User
 	users    map[string]*models.User // by email
-
-	mu       sync.Mutex
-	failures []string
 }
 
 func newExpEnv(t *testing.T) *expEnv {
 	t.Helper()
 	ctx := context.Background()
-	db := pgtest.NewDB(t)
-	env := map[string]string{"DATABASE_URL": db, "RELIEF_DATA_KEY": vault.NewKeySpec("t1"), "RELIEF_ADDR": "127.0.0.1:0"}
-	cfg, err := config.FromEnv(config.ModeServe, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := models.Open(ctx, db, 16, cfg.Vault)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	if err := store.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	renderer, err := web.New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, cfg := newTestStore(t, nil)
 	e := &expEnv{t: t, store: store, users: map[string]*models.User{}}
-	e.srv = handlers.New(handlers.Deps{Store: store, Web: renderer, Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	h := e.srv.Handler()
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &expRecorder{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(rec, r)
-		if rec.status >= 500 {
-			e.mu.Lock()
-			e.failures = append(e.failures, r.Method+" "+r.URL.Path)
-			e.mu.Unlock()
-		}
-	}))
-	t.Cleanup(hs.Close)
-	e.url = hs.URL
-	t.Cleanup(func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, f := range e.failures {
-			t.Errorf("server error for %s", f)
-		}
-	})
+	e.srv = newTestServer(t, handlers.Deps{Store: store, Config: cfg})
+	e.url = serveTest(t, e.srv, "")
 	for _, u := range []struct {
 		email, agency string
 		roles         []string
@@ -105,20 +59,6 @@ func newExpEnv(t *testing.T) *expEnv {
 	}
 	e.merchant = e.users["merchant@shop.test"]
 	return e
-}
-
-type expRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *expRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
-
-// Flush keeps streaming responses streaming through the recorder.
-func (r *expRecorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }
 
 type expClient struct {
@@ -151,39 +91,16 @@ type expResponse struct {
 func (c *expClient) do(method, path string, body any, header ...string) expResponse {
 	c.e.t.Helper()
 	var rd io.Reader
+	contentType := "application/json"
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		rd, contentType = strings.NewReader(b), "application/x-www-form-urlencoded"
 	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			c.e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
+		rd = jsonBody(c.e.t, b)
 	}
-	req, err := http.NewRequest(method, c.e.url+path, rd)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	if _, isForm := body.(string); isForm {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	} else if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	return expResponse{status: resp.StatusCode, header: resp.Header, body: out}
+	status, h, out := roundTrip(c.e.t, c.hc, method, c.e.url+path, rd, contentType, header)
+	return expResponse{status: status, header: h, body: out}
 }
 
 func (r expResponse) must(t *testing.T, status int) expResponse {

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -58,55 +56,9 @@ func (s *Server) apiReplaceGoods(c *gin.Context) {
 	c.JSON(http.StatusOK, instGoodsBody{Goods: goods})
 }
 
-// instIdemKey reads the optional Idempotency-Key header.
-func instIdemKey(c *gin.Context) (string, error) {
-	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
-	if len(key) > 200 {
-		return "", &models.Error{Kind: models.EMALFORMED, Code: "malformed_idempotency_key", Message: "Idempotency-Key: at most 200 characters",
-			Fields: map[string]string{"Idempotency-Key": "too_long"}}
-	}
-	return key, nil
-}
-
-// instReplayable answers a state change that waits on a workflow (and so cannot
-// commit its response in the same transaction): with an Idempotency-Key, a
-// stored response is replayed; otherwise run's answer is stored after it
-// succeeds. run must itself be safe to repeat (the workflows make it so).
+// instReplayable is replayable with the instruments' scope: the caller's.
 func (s *Server) instReplayable(c *gin.Context, body []byte, run func() (int, any, error)) {
-	key, err := instIdemKey(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	scope := "instruments:" + currentUser(c).ID.String()
-	hash := models.RequestHash(c.Request.Method, c.Request.URL.Path, body)
-	if key != "" {
-		status, stored, found, err := s.Store.StoredResponse(c, scope, key, hash)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		if found {
-			c.Data(status, "application/json; charset=utf-8", stored)
-			return
-		}
-	}
-	status, v, err := run()
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if key != "" {
-		if err := s.Store.RememberResponse(c, scope, key, hash, status, out); err != nil {
-			s.Log.Warn("idempotency response not stored", "request_id", c.GetString(ctxRequestID), "err", err.Error())
-		}
-	}
-	c.Data(status, "application/json; charset=utf-8", out)
+	s.replayable(c, "instruments:"+currentUser(c).ID.String(), body, run)
 }
 
 func (s *Server) apiBudgets(c *gin.Context) {
@@ -129,10 +81,7 @@ func (s *Server) apiListTranches(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if tranches == nil {
-		tranches = []*models.Tranche{}
-	}
-	c.JSON(http.StatusOK, gin.H{"items": tranches, "next_cursor": ""})
+	listJSON(c, tranches, "")
 }
 
 // instCreateTranche writes the tranche (replaying a stored answer for a repeated
@@ -142,26 +91,10 @@ func (s *Server) instCreateTranche(c *gin.Context, program string, in models.Tra
 		return 0, nil, models.FieldError("validation_failed", "Idempotency-Key", "too_long", "the Idempotency-Key is over 200 characters")
 	}
 	u := currentUser(c)
-	create := func(tx pgx.Tx) (int, []byte, error) {
-		t, err := s.Store.CreateTranche(c, tx, u, program, in, c.ClientIP())
-		if err != nil {
-			return 0, nil, err
-		}
-		out, err := json.Marshal(t)
-		return http.StatusCreated, out, err
-	}
-	var status int
-	var out []byte
-	var err error
-	if key != "" {
-		status, out, _, err = s.Store.Idempotent(c, "tranches:"+u.ID.String(), key, models.RequestHash(c.Request.Method, c.Request.URL.Path, body), create)
-	} else {
-		err = s.Store.InTx(c, func(tx pgx.Tx) error {
-			var err error
-			status, out, err = create(tx)
-			return err
-		})
-	}
+	hash := models.RequestHash(c.Request.Method, c.Request.URL.Path, body)
+	status, out, err := createOnce(s, c, "tranches:"+u.ID.String(), key, hash, func(tx pgx.Tx) (*models.Tranche, error) {
+		return s.Store.CreateTranche(c, tx, u, program, in, c.ClientIP())
+	})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -178,27 +111,9 @@ func (s *Server) instCreateTranche(c *gin.Context, program string, in models.Tra
 }
 
 func (s *Server) apiCreateTranche(c *gin.Context) {
-	body, err := readBody(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	var in models.TrancheInput
-	if err := decodeJSON(body, &in); err != nil {
-		s.fail(c, err)
-		return
-	}
-	key, err := instIdemKey(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	status, out, err := s.instCreateTranche(c, c.Param("code"), in, body, key)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Data(status, "application/json; charset=utf-8", out)
+	apiCreate(s, c, func(in models.TrancheInput, key string, body []byte) (int, []byte, error) {
+		return s.instCreateTranche(c, c.Param("code"), in, body, key)
+	})
 }
 
 // trancheParam loads the :id tranche for staff of its agency.
@@ -293,11 +208,19 @@ func (s *Server) instPreviewTranche(c *gin.Context, t *models.Tranche) error {
 	return err
 }
 
-func (s *Server) apiPreviewTranche(c *gin.Context) {
+// trancheUpdate answers a workflow update on the :id tranche, replayable
+// with an Idempotency-Key: in, when not nil, receives the optional JSON body.
+func (s *Server) trancheUpdate(c *gin.Context, in any, update func(t *models.Tranche) (any, error)) {
 	body, err := readBody(c)
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	if in != nil && len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeJSON(body, in); err != nil {
+			s.fail(c, err)
+			return
+		}
 	}
 	t, err := s.trancheParam(c)
 	if err != nil {
@@ -305,11 +228,17 @@ func (s *Server) apiPreviewTranche(c *gin.Context) {
 		return
 	}
 	s.instReplayable(c, body, func() (int, any, error) {
-		if err := s.instPreviewTranche(c, t); err != nil {
-			return 0, nil, err
-		}
-		out, err := s.tranchePreviewBody(c, t.ID)
+		out, err := update(t)
 		return http.StatusOK, out, err
+	})
+}
+
+func (s *Server) apiPreviewTranche(c *gin.Context) {
+	s.trancheUpdate(c, nil, func(t *models.Tranche) (any, error) {
+		if err := s.instPreviewTranche(c, t); err != nil {
+			return nil, err
+		}
+		return s.tranchePreviewBody(c, t.ID)
 	})
 }
 
@@ -338,40 +267,10 @@ func (s *Server) instApproveTranche(c *gin.Context, t *models.Tranche, version i
 }
 
 func (s *Server) apiApproveTranche(c *gin.Context) {
-	body, err := readBody(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	var in trancheApproveBody
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := decodeJSON(body, &in); err != nil {
-			s.fail(c, err)
-			return
-		}
-	}
-	t, err := s.trancheParam(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.instReplayable(c, body, func() (int, any, error) {
-		res, err := s.instApproveTranche(c, t, in.PreviewVersion)
-		return http.StatusOK, res, err
+	s.trancheUpdate(c, &in, func(t *models.Tranche) (any, error) {
+		return s.instApproveTranche(c, t, in.PreviewVersion)
 	})
-}
-
-// instLimitParam reads ?limit= (1..500; absent is the default).
-func instLimitParam(c *gin.Context) (int, error) {
-	v := c.Query("limit")
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 500 {
-		return 0, models.FieldError("validation_failed", "limit", "out_of_range", "limit must be 1..500")
-	}
-	return n, nil
 }
 
 func (s *Server) apiListPurchaseOrders(c *gin.Context) {
@@ -380,7 +279,7 @@ func (s *Server) apiListPurchaseOrders(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	limit, err := instLimitParam(c)
+	limit, err := limitParam(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -393,13 +292,17 @@ func (s *Server) apiListPurchaseOrders(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": pos, "next_cursor": next})
 }
 
-func (s *Server) apiReceivePurchaseOrder(c *gin.Context) {
+// receivePurchaseOrder marks the :id purchase order received.
+func (s *Server) receivePurchaseOrder(c *gin.Context) (*models.PurchaseOrder, error) {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
-		s.fail(c, models.Coded(models.ENOTFOUND, "purchase_order_not_found", "no such purchase order"))
-		return
+		return nil, models.Coded(models.ENOTFOUND, "purchase_order_not_found", "no such purchase order")
 	}
-	po, err := s.Store.ReceivePurchaseOrder(c, currentUser(c), id, c.ClientIP())
+	return s.Store.ReceivePurchaseOrder(c, currentUser(c), id, c.ClientIP())
+}
+
+func (s *Server) apiReceivePurchaseOrder(c *gin.Context) {
+	po, err := s.receivePurchaseOrder(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -412,12 +315,7 @@ func (s *Server) apiReceivePurchaseOrder(c *gin.Context) {
 // answer rather than half a file.
 func (s *Server) trancheSheet(c *gin.Context, t *models.Tranche) ([]byte, string, error) {
 	u := currentUser(c)
-	p, err := s.Store.ProgramByCode(c, t.Program)
-	if err != nil {
-		return nil, "", err
-	}
-	wb, err := exports.NewWorkbook(exports.Meta{Title: "선매입 배정표 " + t.Name, Program: exports.Program{Code: p.Code, Name: p.Name},
-		GeneratedAt: s.Store.Now(), GeneratedBy: u.Name + " <" + u.Email + ">", RuleVersion: p.Rules.RuleVersion})
+	wb, err := s.programWorkbook(c, t.Program, "선매입 배정표 "+t.Name, u.Name+" <"+u.Email+">", s.Store.Now())
 	if err != nil {
 		return nil, "", err
 	}
@@ -449,11 +347,7 @@ func (s *Server) apiTrancheSheet(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	name := fmt.Sprintf("allocation-%s-T%d.xlsx", t.Program, t.Seq)
-	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
-	c.Header("X-Content-SHA256", sum)
-	c.Header("Cache-Control", "no-store")
-	c.Data(http.StatusOK, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", data)
+	sendWorkbook(c, fmt.Sprintf("allocation-%s-T%d.xlsx", t.Program, t.Seq), sum, data)
 }
 
 // requestFeeWaiverRun checks the caller and the period, then asks the
@@ -539,7 +433,7 @@ func (s *Server) feeWaiverList(c *gin.Context, code, cursor string, limit int) (
 }
 
 func (s *Server) apiListFeeWaivers(c *gin.Context) {
-	limit, err := instLimitParam(c)
+	limit, err := limitParam(c)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -31,12 +31,9 @@ func instFlashFrom(c *gin.Context) string { return instrumentFlashes[c.Query("ms
 // instPageError re-renders a page with a refusal; internal errors and outages get
 // the error page.
 func (s *Server) instPageError(c *gin.Context, err error, render func(status int, message string, fields map[string]string)) {
-	e := asDomainError(err)
-	if e.Kind == models.EINTERNAL || e.Kind == models.EUNAVAILABLE || e.Kind == models.ENOTFOUND {
-		s.fail(c, err)
-		return
+	if e := s.pageRefusal(c, err, models.ENOTFOUND); e != nil {
+		render(statusOf[e.Kind], "error."+e.Code, e.Fields)
 	}
-	render(statusOf[e.Kind], "error."+e.Code, e.Fields)
 }
 
 // trancheSuggestion pre-fills the create form (the demo's published tranches).
@@ -126,12 +123,7 @@ func (s *Server) pageCreateTranche(c *gin.Context) {
 		s.instPageError(c, err, again)
 		return
 	}
-	var t models.Tranche
-	if err := json.Unmarshal(out, &t); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Redirect(http.StatusSeeOther, "/tranches/"+t.ID.String()+"?msg=created")
+	s.redirectCreated(c, out, "/tranches/")
 }
 
 // instLineView is one draft line as the tranche page shows it.
@@ -276,40 +268,35 @@ func (s *Server) pageTrancheProgress(c *gin.Context) {
 	}
 }
 
-func (s *Server) pagePreviewTranche(c *gin.Context) {
+// pageTrancheAction runs act on the :id tranche for a form, then shows the
+// tranche announcing flash, or again with the refusal.
+func (s *Server) pageTrancheAction(c *gin.Context, flash string, act func(t *models.Tranche) error) {
 	t, err := s.trancheParam(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := s.instPreviewTranche(c, t); err != nil {
+	if err := act(t); err != nil {
 		s.instPageError(c, err, func(status int, msg string, _ map[string]string) { s.renderTranche(c, status, msg) })
 		return
 	}
-	c.Redirect(http.StatusSeeOther, "/tranches/"+t.ID.String()+"?msg=previewed")
+	c.Redirect(http.StatusSeeOther, "/tranches/"+t.ID.String()+"?msg="+flash)
+}
+
+func (s *Server) pagePreviewTranche(c *gin.Context) {
+	s.pageTrancheAction(c, "previewed", func(t *models.Tranche) error { return s.instPreviewTranche(c, t) })
 }
 
 func (s *Server) pageApproveTranche(c *gin.Context) {
-	t, err := s.trancheParam(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	version, _ := strconv.Atoi(c.PostForm("preview_version"))
-	if _, err := s.instApproveTranche(c, t, version); err != nil {
-		s.instPageError(c, err, func(status int, msg string, _ map[string]string) { s.renderTranche(c, status, msg) })
-		return
-	}
-	c.Redirect(http.StatusSeeOther, "/tranches/"+t.ID.String()+"?msg=approved")
+	s.pageTrancheAction(c, "approved", func(t *models.Tranche) error {
+		version, _ := strconv.Atoi(c.PostForm("preview_version"))
+		_, err := s.instApproveTranche(c, t, version)
+		return err
+	})
 }
 
 func (s *Server) pageReceivePurchaseOrder(c *gin.Context) {
-	id, err := uuid.Parse(c.Param("id"))
-	if err != nil {
-		s.fail(c, models.Coded(models.ENOTFOUND, "purchase_order_not_found", "no such purchase order"))
-		return
-	}
-	po, err := s.Store.ReceivePurchaseOrder(c, currentUser(c), id, c.ClientIP())
+	po, err := s.receivePurchaseOrder(c)
 	if err != nil {
 		s.fail(c, err)
 		return

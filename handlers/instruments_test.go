@@ -8,10 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,13 +17,9 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
 
-	"github.com/relief/relief/cmd/relief/config"
 	"github.com/relief/relief/handlers"
 	"github.com/relief/relief/models"
-	"github.com/relief/relief/models/pgtest"
 	"github.com/relief/relief/models/rules"
-	"github.com/relief/relief/models/vault"
-	"github.com/relief/relief/web"
 	"github.com/relief/relief/workflows/allocation"
 	"github.com/relief/relief/workflows/feewaiver"
 )
@@ -37,28 +31,12 @@ type instEnv struct {
 	t     *testing.T
 	url   string
 	store *models.Store
-
-	mu       sync.Mutex
-	failures []string
 }
 
 func newInstEnv(t *testing.T) *instEnv {
 	t.Helper()
 	ctx := context.Background()
-	db := pgtest.NewDB(t)
-	env := map[string]string{"DATABASE_URL": db, "RELIEF_DATA_KEY": vault.NewKeySpec("t1"), "RELIEF_ADDR": "127.0.0.1:0"}
-	cfg, err := config.FromEnv(config.ModeServe, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := models.Open(ctx, db, 16, cfg.Vault)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	if err := store.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store, cfg := newTestStore(t, nil)
 	if err := store.SeedInstruments(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -71,33 +49,9 @@ func newInstEnv(t *testing.T) *instEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	renderer, err := web.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := handlers.New(handlers.Deps{Store: store, Temporal: tc, Web: renderer, Config: cfg,
+	srv := newTestServer(t, handlers.Deps{Store: store, Temporal: tc, Config: cfg,
 		Log: slog.New(slog.NewTextHandler(instLog{t}, &slog.HandlerOptions{Level: slog.LevelError}))})
-	e := &instEnv{t: t, store: store}
-	h := srv.Handler()
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &instRecorder{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(rec, r)
-		if rec.status >= 500 {
-			e.mu.Lock()
-			e.failures = append(e.failures, r.Method+" "+r.URL.Path)
-			e.mu.Unlock()
-		}
-	}))
-	t.Cleanup(hs.Close)
-	e.url = hs.URL
-	t.Cleanup(func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, f := range e.failures {
-			t.Errorf("server error for %s: bad input must never give a 5xx", f)
-		}
-	})
-	return e
+	return &instEnv{t: t, store: store, url: serveTest(t, srv, ": bad input must never give a 5xx")}
 }
 
 // instLog shows the server's error log (a template failure) in the test's output.
@@ -107,13 +61,6 @@ func (l instLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
-
-type instRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *instRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
 
 type instUser struct {
 	e  *instEnv
@@ -156,26 +103,10 @@ func (c *instUser) do(method, path string, body any, header ...string) instResp 
 	case url.Values:
 		rd, contentType = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
 	default:
-		j, _ := json.Marshal(b)
-		rd = bytes.NewReader(j)
+		rd = jsonBody(c.e.t, b)
 	}
-	req, err := http.NewRequest(method, c.e.url+path, rd)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return instResp{status: resp.StatusCode, header: resp.Header, body: out}
+	status, h, out := roundTrip(c.e.t, c.hc, method, c.e.url+path, rd, contentType, header)
+	return instResp{status: status, header: h, body: out}
 }
 
 func (r instResp) must(t *testing.T, status int) instResp {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +31,17 @@ func payoutBatchID(c *gin.Context) (uuid.UUID, error) {
 	return id, nil
 }
 
+// payoutBatchParam loads the :id batch for the signed-in viewer (with its
+// lines when withLines).
+func (s *Server) payoutBatchParam(c *gin.Context, withLines bool) (*models.PayoutBatch, error) {
+	id, err := payoutBatchID(c)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.PayoutBatchForViewer(c, currentUser(c), id, withLines)
+}
+
+// idempotencyKey reads the optional Idempotency-Key header.
 func idempotencyKey(c *gin.Context) (string, error) {
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
 	if len(key) > 200 {
@@ -49,26 +59,9 @@ func (s *Server) createPayoutBatch(c *gin.Context, u *models.User, in models.Pay
 	if err := models.RequireFinance(u); err != nil {
 		return 0, nil, err
 	}
-	run := func(tx pgx.Tx) (int, []byte, error) {
-		created, err := s.Store.CreatePayoutBatch(c, tx, u, in)
-		if err != nil {
-			return 0, nil, err
-		}
-		body, err := json.Marshal(created)
-		return http.StatusCreated, body, err
-	}
-	var status int
-	var body []byte
-	var err error
-	if key != "" {
-		status, body, _, err = s.Store.Idempotent(c, "payout-batches:"+u.ID.String(), key, reqHash, run)
-	} else {
-		err = s.Store.InTx(c, func(tx pgx.Tx) error {
-			var ferr error
-			status, body, ferr = run(tx)
-			return ferr
-		})
-	}
+	status, body, err := createOnce(s, c, "payout-batches:"+u.ID.String(), key, reqHash, func(tx pgx.Tx) (*models.PayoutBatchCreated, error) {
+		return s.Store.CreatePayoutBatch(c, tx, u, in)
+	})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -94,57 +87,27 @@ func (s *Server) startPayout(c *gin.Context, id uuid.UUID) {
 }
 
 func (s *Server) apiCreatePayoutBatch(c *gin.Context) {
-	key, err := idempotencyKey(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	body, err := readBody(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	var in models.PayoutBatchInput
-	if err := decodeJSON(body, &in); err != nil {
-		s.fail(c, err)
-		return
-	}
-	status, resp, err := s.createPayoutBatch(c, currentUser(c), in, key, models.RequestHash(c.Request.Method, c.Request.URL.Path, body))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Data(status, "application/json; charset=utf-8", resp)
+	apiCreate(s, c, func(in models.PayoutBatchInput, key string, body []byte) (int, []byte, error) {
+		return s.createPayoutBatch(c, currentUser(c), in, key, models.RequestHash(c.Request.Method, c.Request.URL.Path, body))
+	})
 }
 
 func (s *Server) apiListPayoutBatches(c *gin.Context) {
-	limit := 0
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			s.fail(c, models.FieldError("validation_failed", "limit", "out_of_range", "limit must be 1..500"))
-			return
-		}
-		limit = n
+	limit, err := limitParam(c)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	items, next, err := s.Store.ListPayoutBatches(c, currentUser(c), c.Query("program"), limit, c.Query("cursor"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if items == nil {
-		items = []*models.PayoutBatch{}
-	}
-	c.JSON(http.StatusOK, gin.H{"items": items, "next_cursor": next})
+	listJSON(c, items, next)
 }
 
 func (s *Server) apiGetPayoutBatch(c *gin.Context) {
-	id, err := payoutBatchID(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	b, err := s.Store.PayoutBatchForViewer(c, currentUser(c), id, true)
+	b, err := s.payoutBatchParam(c, true)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -199,43 +162,14 @@ func (s *Server) apiApprovePayoutBatch(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	scope := "payout-approve:" + u.ID.String()
-	hash := models.RequestHash(c.Request.Method, c.Request.URL.Path, nil)
-	if key != "" {
-		status, body, found, err := s.Store.PayoutReplay(c, scope, key, hash)
+	s.replayable(c, "payout-approve:"+u.ID.String(), nil, func() (int, any, error) {
+		b, err := s.approvePayoutBatch(c, u, id)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return 0, nil, err
 		}
-		if found {
-			c.Data(status, "application/json; charset=utf-8", body)
-			return
-		}
-	}
-	b, err := s.approvePayoutBatch(c, u, id)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	body, err := json.Marshal(gin.H{"id": b.ID, "status": b.Status, "approved_count": b.ApprovedCount, "approved_total": b.ApprovedTotal})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if key != "" {
-		if err := s.Store.PayoutRemember(c, scope, key, hash, http.StatusAccepted, body); err != nil {
-			s.Log.Warn("approval response not kept for replay", "batch", id, "err", err.Error())
-		}
-	}
-	c.Data(http.StatusAccepted, "application/json; charset=utf-8", body)
+		return http.StatusAccepted, gin.H{"id": b.ID, "status": b.Status, "approved_count": b.ApprovedCount, "approved_total": b.ApprovedTotal}, nil
+	})
 }
-
-const xlsxType = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 // payoutBankFile serves the bank bulk-transfer workbook of an approved batch
 // in the layout of the debit bank's uploader (?bank=004). Account numbers are
@@ -271,19 +205,13 @@ func (s *Server) payoutBankFile(c *gin.Context) {
 		refuse(models.ErrPayoutNotApproved)
 		return
 	}
-	p, err := s.Store.ProgramByCode(c, b.Program)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	m, err := exports.BankFileFor(bankCode)
 	if err != nil {
 		refuse(models.CheckBulkBank(bankCode))
 		return
 	}
 	now := s.Store.Now()
-	wb, err := exports.NewWorkbook(exports.Meta{Title: "대량이체 " + m.BankName, Program: exports.Program{Code: p.Code, Name: p.Name},
-		GeneratedAt: now, GeneratedBy: u.Email, RuleVersion: p.Rules.RuleVersion})
+	wb, err := s.programWorkbook(c, b.Program, "대량이체 "+m.BankName, u.Email, now)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -317,11 +245,7 @@ func (s *Server) payoutBankFile(c *gin.Context) {
 		s.fail(c, err) // no audit entry, no file
 		return
 	}
-	name := "payout-" + b.ID.String()[:8] + "-" + bankCode + ".xlsx"
-	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
-	c.Header("X-Content-SHA256", sum)
-	c.Header("Cache-Control", "no-store")
-	c.Data(http.StatusOK, xlsxType, buf.Bytes())
+	sendWorkbook(c, "payout-"+b.ID.String()[:8]+"-"+bankCode+".xlsx", sum, buf.Bytes())
 }
 
 // importPayoutResults reads the multipart result file and reconciles it.
@@ -434,18 +358,21 @@ func (s *Server) apiPayoutResults(c *gin.Context) {
 	c.JSON(http.StatusOK, imp)
 }
 
-func (s *Server) apiPayoutReconciliation(c *gin.Context) {
-	id, err := payoutBatchID(c)
+// payoutReconParam loads the :id batch and its reconciliation.
+func (s *Server) payoutReconParam(c *gin.Context) (*models.PayoutBatch, *models.PayoutRecon, error) {
+	b, err := s.payoutBatchParam(c, false)
 	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	b, err := s.Store.PayoutBatchForViewer(c, currentUser(c), id, false)
-	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, nil, err
 	}
 	r, err := s.Store.PayoutReconciliation(c, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, r, nil
+}
+
+func (s *Server) apiPayoutReconciliation(c *gin.Context) {
+	_, r, err := s.payoutReconParam(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -464,28 +391,12 @@ var reconColumns = []exports.Column{
 // payee bank, to the won (no personal data; logged like every export).
 func (s *Server) payoutReconciliationSheet(c *gin.Context) {
 	u := currentUser(c)
-	id, err := payoutBatchID(c)
+	b, r, err := s.payoutReconParam(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	b, err := s.Store.PayoutBatchForViewer(c, u, id, false)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	r, err := s.Store.PayoutReconciliation(c, b)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	p, err := s.Store.ProgramByCode(c, b.Program)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	wb, err := exports.NewWorkbook(exports.Meta{Title: "지급 대사표", Program: exports.Program{Code: p.Code, Name: p.Name},
-		GeneratedAt: s.Store.Now(), GeneratedBy: u.Email, RuleVersion: p.Rules.RuleVersion})
+	wb, err := s.programWorkbook(c, b.Program, "지급 대사표", u.Email, s.Store.Now())
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -526,8 +437,5 @@ func (s *Server) payoutReconciliationSheet(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.Header("Content-Disposition", `attachment; filename="payout-`+b.ID.String()[:8]+`-reconciliation.xlsx"`)
-	c.Header("X-Content-SHA256", sum)
-	c.Header("Cache-Control", "no-store")
-	c.Data(http.StatusOK, xlsxType, buf.Bytes())
+	sendWorkbook(c, "payout-"+b.ID.String()[:8]+"-reconciliation.xlsx", sum, buf.Bytes())
 }

@@ -73,9 +73,8 @@ func (s *Server) pageCreatePayoutBatch(c *gin.Context) {
 	body, _ := json.Marshal(in)
 	_, resp, err := s.createPayoutBatch(c, u, in, key, models.RequestHash("FORM", c.Request.URL.Path, body))
 	if err != nil {
-		e := asDomainError(err)
-		if e.Kind == models.EINTERNAL || e.Kind == models.EUNAVAILABLE || e.Kind == models.EFORBIDDEN {
-			s.fail(c, err)
+		e := s.pageRefusal(c, err, models.EFORBIDDEN)
+		if e == nil {
 			return
 		}
 		d, derr := s.payoutsPageData(c, u)
@@ -87,12 +86,7 @@ func (s *Server) pageCreatePayoutBatch(c *gin.Context) {
 		s.render(c, statusOf[e.Kind], "payout_list", "payout.title", d)
 		return
 	}
-	var created models.PayoutBatchCreated
-	if err := json.Unmarshal(resp, &created); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Redirect(http.StatusSeeOther, "/payouts/"+created.ID.String()+"?msg=created")
+	s.redirectCreated(c, resp, "/payouts/")
 }
 
 type payoutBatchPage struct {
@@ -121,11 +115,7 @@ func bulkBanks() []bankOption {
 
 func (s *Server) payoutBatchPageData(c *gin.Context) (*payoutBatchPage, error) {
 	u := currentUser(c)
-	id, err := payoutBatchID(c)
-	if err != nil {
-		return nil, err
-	}
-	b, err := s.Store.PayoutBatchForViewer(c, u, id, false)
+	b, err := s.payoutBatchParam(c, false)
 	if err != nil {
 		return nil, err
 	}
@@ -220,9 +210,8 @@ func (s *Server) pagePayoutResults(c *gin.Context) {
 	}
 	status := http.StatusOK
 	if err != nil {
-		e := asDomainError(err)
-		if e.Kind == models.EINTERNAL || e.Kind == models.EUNAVAILABLE || e.Kind == models.ENOTFOUND {
-			s.fail(c, err)
+		e := s.pageRefusal(c, err, models.ENOTFOUND)
+		if e == nil {
 			return
 		}
 		status = statusOf[e.Kind]
@@ -243,17 +232,7 @@ type payoutReconPage struct {
 }
 
 func (s *Server) pagePayoutReconciliation(c *gin.Context) {
-	id, err := payoutBatchID(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	b, err := s.Store.PayoutBatchForViewer(c, currentUser(c), id, false)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	r, err := s.Store.PayoutReconciliation(c, b)
+	b, r, err := s.payoutReconParam(c)
 	if err != nil {
 		s.fail(c, err)
 		return

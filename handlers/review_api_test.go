@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,12 +18,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
 
-	"github.com/relief/relief/cmd/relief/config"
 	"github.com/relief/relief/handlers"
 	"github.com/relief/relief/models"
-	"github.com/relief/relief/models/pgtest"
-	"github.com/relief/relief/models/vault"
-	"github.com/relief/relief/web"
 	"github.com/relief/relief/workflows"
 	"github.com/relief/relief/workflows/claim"
 )
@@ -38,27 +31,12 @@ type reviewEnv struct {
 	url      string
 	store    *models.Store
 	temporal client.Client
-	mu       sync.Mutex
-	fails    []string
 }
 
 func newReviewEnv(t *testing.T) *reviewEnv {
 	t.Helper()
 	ctx := context.Background()
-	db := pgtest.NewDB(t)
-	env := map[string]string{"DATABASE_URL": db, "RELIEF_DATA_KEY": vault.NewKeySpec("t1"), "RELIEF_ADDR": "127.0.0.1:0", "TEMPORAL_ADDRESS": "127.0.0.1:1"}
-	cfg, err := config.FromEnv(config.ModeServe, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := models.Open(ctx, db, 16, cfg.Vault)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	if err := store.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store, cfg := newTestStore(t, map[string]string{"TEMPORAL_ADDRESS": "127.0.0.1:1"})
 	if err := store.SeedDemoLedger(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -71,38 +49,9 @@ func newReviewEnv(t *testing.T) *reviewEnv {
 		r.RegisterWorkflowWithOptions(claim.ClaimWorkflow, workflow.RegisterOptions{Name: claim.WorkflowName})
 		r.RegisterActivity(&claim.Activities{Store: store})
 	})
-	renderer, err := web.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := handlers.New(handlers.Deps{Store: store, Temporal: tc, Web: renderer, Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	e := &reviewEnv{t: t, store: store, temporal: tc}
-	h := srv.Handler()
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &reviewRecorder{ResponseWriter: w, status: 200}
-		h.ServeHTTP(rec, r)
-		if rec.status >= 500 {
-			e.mu.Lock()
-			e.fails = append(e.fails, r.Method+" "+r.URL.Path)
-			e.mu.Unlock()
-		}
-	}))
-	t.Cleanup(hs.Close)
-	e.url = hs.URL
-	t.Cleanup(func() {
-		for _, f := range e.fails {
-			t.Errorf("server error for %s", f)
-		}
-	})
-	return e
+	srv := newTestServer(t, handlers.Deps{Store: store, Temporal: tc, Config: cfg})
+	return &reviewEnv{t: t, store: store, temporal: tc, url: serveTest(t, srv, "")}
 }
-
-type reviewRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *reviewRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
 
 type reviewClient struct {
 	e  *reviewEnv
@@ -134,29 +83,15 @@ func (r reviewResp) json(t *testing.T, v any) {
 func (c *reviewClient) do(method, path string, body any, header ...string) reviewResp {
 	c.e.t.Helper()
 	var rd io.Reader
-	ct := "application/json"
 	switch b := body.(type) {
 	case nil:
 	case *multipart.Writer:
 		panic("use upload")
 	default:
-		j, _ := json.Marshal(b)
-		rd = bytes.NewReader(j)
+		rd = jsonBody(c.e.t, b)
 	}
-	req, _ := http.NewRequest(method, c.e.url+path, rd)
-	if rd != nil {
-		req.Header.Set("Content-Type", ct)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return reviewResp{resp.StatusCode, out}
+	status, _, out := roundTrip(c.e.t, c.hc, method, c.e.url+path, rd, "application/json", header)
+	return reviewResp{status, out}
 }
 
 func (c *reviewClient) upload(path, name string, content []byte) reviewResp {
@@ -166,15 +101,8 @@ func (c *reviewClient) upload(path, name string, content []byte) reviewResp {
 	fw, _ := mw.CreateFormFile("file", name)
 	_, _ = fw.Write(content)
 	_ = mw.Close()
-	req, _ := http.NewRequest("POST", c.e.url+path, &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return reviewResp{resp.StatusCode, out}
+	status, _, out := roundTrip(c.e.t, c.hc, "POST", c.e.url+path, &buf, mw.FormDataContentType(), nil)
+	return reviewResp{status, out}
 }
 
 func (e *reviewEnv) login(email string, agency string, roles ...string) (*reviewClient, *models.User) {

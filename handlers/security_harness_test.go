@@ -17,13 +17,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/relief/relief/cmd/relief/config"
 	"github.com/relief/relief/handlers"
 	"github.com/relief/relief/models"
-	"github.com/relief/relief/models/pgtest"
 	"github.com/relief/relief/models/rules"
 	"github.com/relief/relief/models/vault"
-	"github.com/relief/relief/web"
 )
 
 // The security tests share one fixture: the real handler chain (cross-origin
@@ -93,35 +90,19 @@ type secOption func(env map[string]string)
 func newSecEnv(t *testing.T, opts ...secOption) *secEnv {
 	t.Helper()
 	ctx := context.Background()
-	db := pgtest.NewDB(t)
-	env := map[string]string{"DATABASE_URL": db, "RELIEF_DATA_KEY": vault.NewKeySpec("sec"), "RELIEF_ADDR": "127.0.0.1:0"}
+	env := map[string]string{"RELIEF_DATA_KEY": vault.NewKeySpec("sec")}
 	for _, o := range opts {
 		o(env)
 	}
-	cfg, err := config.FromEnv(config.ModeServe, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := models.Open(ctx, db, 16, cfg.Vault)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	if err := store.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store, cfg := newTestStore(t, env)
 	if _, err := store.Pool.Exec(ctx, `INSERT INTO programs (code, agency_code, name, platform, outage_starts_at, outage_ends_at,
 			window_opens_at, window_closes_at, compensation_cap, four_eyes_threshold, fast_track_limit)
 		SELECT $2, 'MSS', '중기부 시험 사업', platform, outage_starts_at, outage_ends_at, window_opens_at, window_closes_at,
 			compensation_cap, four_eyes_threshold, fast_track_limit FROM programs WHERE code = $1`, models.DemoProgram, secForeignProgram); err != nil {
 		t.Fatal(err)
 	}
-	renderer, err := web.New()
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &secLog{}
-	srv := handlers.New(handlers.Deps{Store: store, Web: renderer, Config: cfg, Log: slog.New(slog.NewJSONHandler(logs, nil))})
+	srv := newTestServer(t, handlers.Deps{Store: store, Config: cfg, Log: slog.New(slog.NewJSONHandler(logs, nil))})
 	e := &secEnv{t: t, store: store, srv: srv, h: srv.Handler(), logs: logs,
 		users: map[string]*models.User{}, mss: map[string]*models.User{}, objects: map[string]secObject{}}
 	for _, role := range secRoles[1:] {

@@ -6,23 +6,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/relief/relief/models"
-	"github.com/relief/relief/models/pgtest"
-	"github.com/relief/relief/models/vault"
 	"github.com/relief/relief/workflows"
 	"github.com/relief/relief/workflows/claim"
 	"github.com/relief/relief/workflows/dispatch"
+	"github.com/relief/relief/workflows/internal/historytest"
 )
 
 // envRecord turns on TestRecordHistory. Record a new history whenever
@@ -30,7 +24,7 @@ import (
 // every one of them must go on replaying (TestReplayCommittedHistories).
 //
 //	RELIEF_RECORD_HISTORY=1 RELIEF_RECORD_FILE=claim_v2_in_review.json go test ./workflows/claim -run TestRecordHistory
-const envRecord = "RELIEF_RECORD_HISTORY"
+const envRecord = historytest.EnvRecord
 
 // recordFile is where TestRecordHistory writes unless RELIEF_RECORD_FILE names
 // another file in testdata/histories. An existing file is never overwritten:
@@ -42,32 +36,12 @@ const recordFile = "claim_v1_in_review.json"
 // until it waits in in_review, and writes its history as protojson (the format
 // of `temporal workflow show --output json`).
 func TestRecordHistory(t *testing.T) {
-	if os.Getenv(envRecord) != "1" {
-		t.Skip("records a history only with " + envRecord + "=1")
-	}
-	name := recordFile
-	if n := os.Getenv("RELIEF_RECORD_FILE"); n != "" {
-		name = filepath.Base(n)
-	}
-	path := filepath.Join("testdata", "histories", name)
-	if _, err := os.Stat(path); err == nil {
-		t.Fatalf("%s exists and must stay as it is: name a new file with RELIEF_RECORD_FILE", path)
-	}
+	historytest.SkipUnlessRecording(t)
+	path := historytest.NewPath(t, recordFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	v, err := vault.Parse(vault.NewKeySpec("rec"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := models.Open(ctx, pgtest.NewDB(t), 8, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := historytest.OpenStore(ctx, t)
 	u, err := store.CreateUser(ctx, models.NewUser{Email: "rec@example.kr", Name: "김기록", Password: "correct horse", Roles: []string{models.RoleMerchant}})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +86,7 @@ func TestRecordHistory(t *testing.T) {
 			t.Fatal("the workflow never reached in_review")
 		}
 		time.Sleep(100 * time.Millisecond)
-		h, err := fetchHistory(ctx, c, id)
+		h, err := historytest.Fetch(ctx, c, id)
 		if err != nil {
 			continue // not started yet
 		}
@@ -121,27 +95,7 @@ func TestRecordHistory(t *testing.T) {
 		}
 	}
 
-	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("wrote %s: %d events", path, len(hist.Events))
-}
-
-func fetchHistory(ctx context.Context, c client.Client, workflowID string) (*historypb.History, error) {
-	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			return nil, err
-		}
-		h.Events = append(h.Events, e)
-	}
-	return h, nil
+	historytest.Write(t, path, hist)
 }
 
 // reached reports whether the history holds the upsert of ReliefClaimStatus to
