@@ -258,8 +258,6 @@ func TestPayoutAPIFileChannel(t *testing.T) {
 		}
 		return banksim.DefaultHolder(b, a)
 	}})
-	w := h.worker()
-	defer w.Stop()
 	a := newAPI(h)
 	creator, approver := a.login(h.creator.Email), a.login(h.approver.Email)
 	auditor, err := h.store.CreateUser(ctx, models.NewUser{Email: "audit@kpost.kr", Name: "감사", Password: password, Roles: []string{models.RoleAuditor}, Agency: "KPOST"})
@@ -291,6 +289,10 @@ func TestPayoutAPIFileChannel(t *testing.T) {
 	if st, body := creator.json("POST", "/api/v1/payout-batches", in, nil); st != 409 || errorOf(t, body).Error.Code != "nothing_owed" {
 		t.Fatalf("nothing left: %d %s", st, body)
 	}
+	// The worker starts only now: its holder check returns the mismatched
+	// line's entitlement to owed, which would make "nothing left" a race.
+	w := h.worker()
+	defer w.Stop()
 	id := created.ID.String()
 	if st, _, _ := a.login(other.Email).get("/api/v1/payout-batches/" + id); st != 404 {
 		t.Fatalf("another agency sees the batch: %d", st)
