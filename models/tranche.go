@@ -1,6 +1,7 @@
 package models
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/relief/relief/exports"
 	"github.com/relief/relief/models/rules"
@@ -249,28 +251,53 @@ func (s *Store) PreviewTranche(ctx context.Context, id, by uuid.UUID) (PreviewSu
 		if err := tx.QueryRow(ctx, `SELECT coalesce(max(approval_seq), 0) FROM tranches WHERE program_code = $1`, t.Program).Scan(&basis); err != nil {
 			return err
 		}
-		candidates, names, err := trancheCandidates(ctx, tx, t)
+		candidates, extra, err := trancheCandidates(ctx, tx, t)
 		if err != nil {
 			return err
 		}
-		alloc, err := rules.Allocate(t.Budget, programCap, candidates)
-		if err != nil {
-			return fmt.Errorf("tranche %s: %w", t.ID, err)
+		// rules.Allocate computes while the server deletes the previous draft.
+		type allocation struct {
+			alloc rules.Allocation
+			err   error
+		}
+		computed := make(chan allocation, 1)
+		go func() {
+			alloc, err := rules.Allocate(t.Budget, programCap, candidates)
+			computed <- allocation{alloc, err}
+		}()
+		// Items first: a line's items must go before the line (tranche_lines_check).
+		if _, err := tx.Exec(ctx, `DELETE FROM tranche_items WHERE tranche_id = $1`, t.ID); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM tranche_lines WHERE tranche_id = $1`, t.ID); err != nil {
 			return err
 		}
+		r := <-computed
+		if r.err != nil {
+			return fmt.Errorf("tranche %s: %w", t.ID, r.err)
+		}
+		alloc := r.alloc
+		// Ids go to COPY as [16]byte, which pgx encodes directly (a uuid.UUID
+		// value takes a much slower path, per value). Line k is candidate k:
+		// both are in claim id order.
+		if len(alloc.Lines) != len(candidates) {
+			return fmt.Errorf("tranche %s: %d lines for %d candidates", t.ID, len(alloc.Lines), len(candidates))
+		}
+		trancheID := [16]byte(t.ID)
 		lines := make([][]any, 0, len(alloc.Lines))
 		var items [][]any
 		allocated := 0
-		for _, l := range alloc.Lines {
-			claimID := uuid.MustParse(l.ClaimID)
-			lines = append(lines, []any{t.ID, claimID, l.Tier, l.Weight, l.TierWeight, l.Offer, l.AlreadyAllocated, l.Cap, l.Share, l.Converted, l.Allocated})
+		for k, l := range alloc.Lines {
+			c, e := &candidates[k], &extra[k]
+			if l.ClaimID != c.ClaimID {
+				return fmt.Errorf("tranche %s: line %d is claim %s, candidate %s", t.ID, k, l.ClaimID, c.ClaimID)
+			}
+			lines = append(lines, []any{trancheID, e.id, l.Tier, l.Weight, l.TierWeight, l.Offer, l.AlreadyAllocated, l.Cap, l.Share, l.Converted, l.Allocated})
 			if l.Allocated > 0 {
 				allocated++
 			}
 			for _, it := range l.Items {
-				items = append(items, []any{t.ID, claimID, it.SKU, names[l.ClaimID+"\x00"+it.SKU], it.Perishable, it.UnitPrice, it.Quantity, it.Amount})
+				items = append(items, []any{trancheID, e.id, it.SKU, e.name(c, it.SKU), it.Perishable, it.UnitPrice, it.Quantity, it.Amount})
 			}
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tranche_lines"}, []string{"tranche_id", "claim_id", "tier", "weight", "tier_weight",
@@ -298,63 +325,70 @@ func (s *Store) PreviewTranche(ctx context.Context, id, by uuid.UUID) (PreviewSu
 // approval stands), with goods on offer. Weight is the verified loss: the
 // approved compensation, else the estimated loss. Earlier approved tranches
 // count: their allocations against the cap, their ordered units off the offer.
-// names maps claim id + NUL + SKU to the item's name.
-func trancheCandidates(ctx context.Context, tx pgx.Tx, t *Tranche) ([]rules.Candidate, map[string]string, error) {
+// The candidates are in claim id order, which is rules.Allocate's line order
+// (PostgreSQL orders uuids bytewise, as their canonical strings sort); extra
+// holds, for each candidate, its id and its items' names.
+//
+// One query, one row per item: the earlier tranches' allocations and ordered
+// units are each summed once and joined (not a subquery per claim), and a
+// claim is a candidate when it has a row, whether or not units are left.
+func trancheCandidates(ctx context.Context, tx pgx.Tx, t *Tranche) ([]rules.Candidate, []candidateExtra, error) {
 	rows, err := tx.Query(ctx, `SELECT c.id,
 			CASE WHEN c.approved_compensation > 0 THEN c.approved_compensation ELSE coalesce(c.estimated_loss, 0) END,
-			coalesce((SELECT sum(l.allocated) FROM tranche_lines l JOIN tranches e ON e.id = l.tranche_id
-				WHERE l.claim_id = c.id AND e.id <> $2 AND e.status IN ('approved','notified')), 0)
+			coalesce(a.allocated, 0)::bigint,
+			g.sku, g.name, g.unit_price, (g.quantity - coalesce(o.quantity, 0))::bigint, g.perishable
 		FROM claims c
-		WHERE c.program_code = $1 AND c.status = ANY($3) AND EXISTS (SELECT 1 FROM claim_goods g WHERE g.claim_id = c.id)
-		ORDER BY c.id`, t.Program, t.ID, ApprovedStatuses)
-	if err != nil {
-		return nil, nil, err
-	}
-	var candidates []rules.Candidate
-	index := map[uuid.UUID]int{}
-	for rows.Next() {
-		var id uuid.UUID
-		var c rules.Candidate
-		if err := rows.Scan(&id, &c.Weight, &c.AlreadyAllocated); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		c.ClaimID = id.String()
-		index[id] = len(candidates)
-		candidates = append(candidates, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows, err = tx.Query(ctx, `SELECT g.claim_id, g.sku, g.name, g.unit_price, g.quantity - coalesce(o.quantity, 0), g.perishable
-		FROM claim_goods g
-		JOIN claims c ON c.id = g.claim_id
+		JOIN claim_goods g ON g.claim_id = c.id
+		LEFT JOIN (SELECT l.claim_id, sum(l.allocated) AS allocated FROM tranche_lines l JOIN tranches e ON e.id = l.tranche_id
+			WHERE e.program_code = $1 AND e.id <> $2 AND e.status IN ('approved','notified') GROUP BY l.claim_id) a ON a.claim_id = c.id
 		LEFT JOIN (SELECT i.claim_id, i.sku, sum(i.quantity) AS quantity FROM tranche_items i JOIN tranches e ON e.id = i.tranche_id
 			WHERE e.program_code = $1 AND e.id <> $2 AND e.status IN ('approved','notified') GROUP BY i.claim_id, i.sku) o
 			ON o.claim_id = g.claim_id AND o.sku = g.sku
 		WHERE c.program_code = $1 AND c.status = ANY($3)
-		ORDER BY g.claim_id, g.line`, t.Program, t.ID, ApprovedStatuses)
+		ORDER BY c.id, g.line`, t.Program, t.ID, ApprovedStatuses)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer rows.Close()
-	names := map[string]string{}
+	var candidates []rules.Candidate
+	var extra []candidateExtra
 	for rows.Next() {
-		var id uuid.UUID
+		var id pgtype.UUID
+		var weight, already int64
 		var it rules.OfferItem
 		var name string
-		if err := rows.Scan(&id, &it.SKU, &name, &it.UnitPrice, &it.Quantity, &it.Perishable); err != nil {
+		if err := rows.Scan(&id, &weight, &already, &it.SKU, &name, &it.UnitPrice, &it.Quantity, &it.Perishable); err != nil {
 			return nil, nil, err
 		}
-		i, ok := index[id]
-		if !ok || it.Quantity <= 0 {
+		if n := len(extra); n == 0 || extra[n-1].id != id.Bytes {
+			candidates = append(candidates, rules.Candidate{ClaimID: uuid.UUID(id.Bytes).String(), Weight: weight, AlreadyAllocated: already})
+			extra = append(extra, candidateExtra{id: id.Bytes})
+		}
+		if it.Quantity <= 0 {
 			continue // no longer on offer: ordered by earlier tranches
 		}
+		i := len(candidates) - 1
 		candidates[i].Items = append(candidates[i].Items, it)
-		names[id.String()+"\x00"+it.SKU] = name
+		extra[i].names = append(extra[i].names, name)
 	}
-	return candidates, names, rows.Err()
+	return candidates, extra, rows.Err()
+}
+
+// candidateExtra is what the draft stores about a candidate besides
+// rules.Candidate: its id, and its items' names (names[j] is Items[j]'s).
+type candidateExtra struct {
+	id    [16]byte
+	names []string
+}
+
+// name is the name of the candidate's item sku.
+func (e *candidateExtra) name(c *rules.Candidate, sku string) string {
+	for j, it := range c.Items {
+		if it.SKU == sku {
+			return e.names[j]
+		}
+	}
+	return ""
 }
 
 // PreviewItem is one item of a draft line.
@@ -422,16 +456,16 @@ func (s *Store) TranchePreview(ctx context.Context, v *User, id uuid.UUID) (*Tra
 	if err != nil {
 		return nil, err
 	}
-	index := map[uuid.UUID]int{}
 	for rows.Next() {
 		var l PreviewLine
-		if err := rows.Scan(&l.ClaimID, &l.ReceiptNo, &l.BusinessName, &l.Tier, &l.Weight, &l.TierWeight, &l.Offer,
+		var claimID pgtype.UUID
+		if err := rows.Scan(&claimID, &l.ReceiptNo, &l.BusinessName, &l.Tier, &l.Weight, &l.TierWeight, &l.Offer,
 			&l.AlreadyAllocated, &l.Cap, &l.Share, &l.Converted, &l.Allocated); err != nil {
 			rows.Close()
 			return nil, err
 		}
+		l.ClaimID = claimID.Bytes
 		l.Items = []PreviewItem{}
-		index[l.ClaimID] = len(out.Lines)
 		out.Lines = append(out.Lines, l)
 	}
 	rows.Close()
@@ -444,13 +478,17 @@ func (s *Store) TranchePreview(ctx context.Context, v *User, id uuid.UUID) (*Tra
 		return nil, err
 	}
 	defer rows.Close()
+	i := 0 // lines and items are both in claim id order: merged, not looked up
 	for rows.Next() {
-		var claimID uuid.UUID
+		var claimID pgtype.UUID
 		var it PreviewItem
 		if err := rows.Scan(&claimID, &it.SKU, &it.Name, &it.Perishable, &it.UnitPrice, &it.Quantity, &it.Amount); err != nil {
 			return nil, err
 		}
-		if i, ok := index[claimID]; ok {
+		for i < len(out.Lines) && bytes.Compare(out.Lines[i].ClaimID[:], claimID.Bytes[:]) < 0 {
+			i++
+		}
+		if i < len(out.Lines) && out.Lines[i].ClaimID == claimID.Bytes {
 			out.Lines[i].Items = append(out.Lines[i].Items, it)
 		}
 	}

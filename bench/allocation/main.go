@@ -474,16 +474,22 @@ func stages(ctx context.Context, s *models.Store, t *models.Tranche, alloc rules
 	}{
 		{"read 1: candidates, EXPLAIN ANALYZE (server only)", func() (int64, error) { return explain(q1, t.Program, t.ID, models.ApprovedStatuses) }},
 		{"read 2: goods, EXPLAIN ANALYZE (server only)", func() (int64, error) { return explain(q2, t.Program, t.ID, models.ApprovedStatuses) }},
-		{"DELETE the previous draft (lines, items by cascade), EXPLAIN ANALYZE", func() (int64, error) {
+		{"DELETE the previous draft's items, EXPLAIN ANALYZE", func() (int64, error) {
+			return explain(`DELETE FROM tranche_items WHERE tranche_id = $1`, t.ID)
+		}},
+		{"DELETE the previous draft's lines, EXPLAIN ANALYZE", func() (int64, error) {
 			return explain(`DELETE FROM tranche_lines WHERE tranche_id = $1`, t.ID)
 		}},
 		{"COPY tranche_lines (uuid.UUID values, as PreviewTranche)", copyLines},
 		{"COPY tranche_items", copyItems},
-		{"DELETE again, tranche_draft_frozen triggers off", func() (int64, error) {
-			if _, err := tx.Exec(ctx, `ALTER TABLE tranche_lines DISABLE TRIGGER tranche_lines_frozen`); err != nil {
+		{"DELETE again (items, lines), tranche_*_check triggers off", func() (int64, error) {
+			if _, err := tx.Exec(ctx, `ALTER TABLE tranche_lines DISABLE TRIGGER USER`); err != nil {
 				return 0, err
 			}
-			if _, err := tx.Exec(ctx, `ALTER TABLE tranche_items DISABLE TRIGGER tranche_items_frozen`); err != nil {
+			if _, err := tx.Exec(ctx, `ALTER TABLE tranche_items DISABLE TRIGGER USER`); err != nil {
+				return 0, err
+			}
+			if _, err := exec(`DELETE FROM tranche_items WHERE tranche_id = $1`, t.ID)(); err != nil {
 				return 0, err
 			}
 			return exec(`DELETE FROM tranche_lines WHERE tranche_id = $1`, t.ID)()

@@ -50,10 +50,15 @@ CREATE TABLE tranches (
 CREATE INDEX tranches_program_idx ON tranches (program_code, seq);
 
 -- The draft allocation: one line per candidate claim, with the figures that
--- explain it (rules.AllocationLine), and the units per item.
+-- explain it (rules.AllocationLine), and the units per item. A preview deletes
+-- and rewrites a tranche's whole draft (100,000 lines and more), so these two
+-- tables have no foreign keys, whose checks run a query and lock a row per row
+-- written or deleted: the triggers below check the same references once per
+-- statement, over its transition tables (tranche_lines_check,
+-- tranche_items_check, tranche_lines_referenced).
 CREATE TABLE tranche_lines (
-    tranche_id        uuid    NOT NULL REFERENCES tranches(id),
-    claim_id          uuid    NOT NULL REFERENCES claims(id),
+    tranche_id        uuid    NOT NULL, -- → tranches(id)
+    claim_id          uuid    NOT NULL, -- → claims(id)
     tier              integer NOT NULL CHECK (tier BETWEEN 0 AND 2),
     weight            bigint  NOT NULL CHECK (weight >= 0),
     tier_weight       bigint  NOT NULL CHECK (tier_weight >= 0),
@@ -68,7 +73,7 @@ CREATE TABLE tranche_lines (
 CREATE INDEX tranche_lines_claim_idx ON tranche_lines (claim_id);
 
 CREATE TABLE tranche_items (
-    tranche_id uuid    NOT NULL,
+    tranche_id uuid    NOT NULL, -- (tranche_id, claim_id) → tranche_lines
     claim_id   uuid    NOT NULL,
     sku        text    NOT NULL,
     name       text    NOT NULL,
@@ -76,29 +81,143 @@ CREATE TABLE tranche_items (
     unit_price bigint  NOT NULL CHECK (unit_price > 0),
     quantity   bigint  NOT NULL CHECK (quantity > 0),
     amount     bigint  NOT NULL CHECK (amount = unit_price * quantity),
-    PRIMARY KEY (tranche_id, claim_id, sku),
-    FOREIGN KEY (tranche_id, claim_id) REFERENCES tranche_lines (tranche_id, claim_id) ON DELETE CASCADE
+    PRIMARY KEY (tranche_id, claim_id, sku)
 );
 
 -- +goose StatementBegin
--- An approved tranche's draft is frozen: its purchase orders were made from it.
-CREATE FUNCTION tranche_draft_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+-- tranche_draft_writable is where every change to a draft starts (ids: the
+-- tranches a statement touched). It locks those tranches, so one tranche's
+-- draft writers and its approval take turns and each statement's checks see
+-- the others' committed work (PreviewTranche and ApproveTranche lock the
+-- tranche anyway); then an approved tranche's draft is frozen, since its
+-- purchase orders were made from it; and, with must_exist, every tranche
+-- named exists.
+CREATE FUNCTION tranche_draft_writable(ids uuid[], must_exist boolean) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    st text;
+    bad uuid;
 BEGIN
-    SELECT status INTO st FROM tranches WHERE id = coalesce(NEW.tranche_id, OLD.tranche_id);
-    IF st IN ('approved','notified') THEN
-        RAISE EXCEPTION 'tranche % is approved: its allocation cannot change', coalesce(NEW.tranche_id, OLD.tranche_id)
+    PERFORM 1 FROM tranches WHERE id = ANY (ids) ORDER BY id FOR NO KEY UPDATE;
+    SELECT id INTO bad FROM tranches WHERE id = ANY (ids) AND status IN ('approved','notified') LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'tranche % is approved: its allocation cannot change', bad
             USING ERRCODE = 'check_violation';
+    END IF;
+    IF must_exist THEN
+        SELECT x INTO bad FROM unnest(ids) x WHERE NOT EXISTS (SELECT 1 FROM tranches t WHERE t.id = x) LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'tranche % does not exist', bad USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END IF;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- After each statement on tranche_lines: the draft may change, every line
+-- written names an existing claim, and no item is left without its line.
+CREATE FUNCTION tranche_lines_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ids uuid[];
+    bad record;
+BEGIN
+    IF TG_OP IN ('UPDATE','DELETE') THEN
+        SELECT array_agg(tranche_id) INTO ids FROM (SELECT DISTINCT tranche_id FROM old_rows) o;
+        PERFORM tranche_draft_writable(ids, false);
+        SELECT i.tranche_id, i.claim_id INTO bad FROM tranche_items i
+            WHERE i.tranche_id = ANY (ids)
+              AND NOT EXISTS (SELECT 1 FROM tranche_lines l WHERE l.tranche_id = i.tranche_id AND l.claim_id = i.claim_id)
+            LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'tranche % claim %: the line still has items', bad.tranche_id, bad.claim_id
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END IF;
+    IF TG_OP IN ('INSERT','UPDATE') THEN
+        SELECT array_agg(tranche_id) INTO ids FROM (SELECT DISTINCT tranche_id FROM new_rows) n;
+        PERFORM tranche_draft_writable(ids, true);
+        SELECT n.tranche_id, n.claim_id INTO bad FROM new_rows n
+            WHERE NOT EXISTS (SELECT 1 FROM claims c WHERE c.id = n.claim_id)
+            LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'tranche % line: claim % does not exist', bad.tranche_id, bad.claim_id
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- After each statement on tranche_items: the draft may change, and every
+-- item written belongs to a line.
+CREATE FUNCTION tranche_items_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ids uuid[];
+    bad record;
+BEGIN
+    IF TG_OP IN ('UPDATE','DELETE') THEN
+        SELECT array_agg(tranche_id) INTO ids FROM (SELECT DISTINCT tranche_id FROM old_rows) o;
+        PERFORM tranche_draft_writable(ids, false);
+    END IF;
+    IF TG_OP IN ('INSERT','UPDATE') THEN
+        SELECT array_agg(tranche_id) INTO ids FROM (SELECT DISTINCT tranche_id FROM new_rows) n;
+        PERFORM tranche_draft_writable(ids, false);
+        SELECT n.tranche_id, n.claim_id INTO bad FROM new_rows n
+            WHERE NOT EXISTS (SELECT 1 FROM tranche_lines l WHERE l.tranche_id = n.tranche_id AND l.claim_id = n.claim_id)
+            LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'tranche % claim %: an item without its line', bad.tranche_id, bad.claim_id
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Transition tables need one trigger per event.
+CREATE TRIGGER tranche_lines_check_ins AFTER INSERT ON tranche_lines
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tranche_lines_check();
+CREATE TRIGGER tranche_lines_check_upd AFTER UPDATE ON tranche_lines
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tranche_lines_check();
+CREATE TRIGGER tranche_lines_check_del AFTER DELETE ON tranche_lines
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tranche_lines_check();
+CREATE TRIGGER tranche_items_check_ins AFTER INSERT ON tranche_items
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tranche_items_check();
+CREATE TRIGGER tranche_items_check_upd AFTER UPDATE ON tranche_items
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tranche_items_check();
+CREATE TRIGGER tranche_items_check_del AFTER DELETE ON tranche_items
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tranche_items_check();
+
+-- +goose StatementBegin
+-- The referenced side: a claim or a tranche that a draft line names keeps its
+-- id and is not deleted (foreign_key_violation). Neither happens in Relief:
+-- claims are never deleted (reviews, the ledger and orders name them) and ids
+-- never change; these row triggers cost nothing otherwise. A tranche's
+-- deletion waits for its draft's writers (the lock above); a claim's is not
+-- serialised with a concurrent preview naming it.
+CREATE FUNCTION tranche_lines_referenced() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.id = OLD.id THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'claims' THEN
+        PERFORM 1 FROM tranche_lines WHERE claim_id = OLD.id LIMIT 1;
+    ELSE
+        PERFORM 1 FROM tranche_lines WHERE tranche_id = OLD.id LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        RAISE EXCEPTION '% % is named by tranche_lines', TG_TABLE_NAME, OLD.id USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN coalesce(NEW, OLD);
 END;
 $$;
 -- +goose StatementEnd
-CREATE TRIGGER tranche_lines_frozen BEFORE INSERT OR UPDATE OR DELETE ON tranche_lines
-    FOR EACH ROW EXECUTE FUNCTION tranche_draft_frozen();
-CREATE TRIGGER tranche_items_frozen BEFORE INSERT OR UPDATE OR DELETE ON tranche_items
-    FOR EACH ROW EXECUTE FUNCTION tranche_draft_frozen();
+CREATE TRIGGER claims_tranche_lines_ref BEFORE DELETE OR UPDATE OF id ON claims
+    FOR EACH ROW EXECUTE FUNCTION tranche_lines_referenced();
+CREATE TRIGGER tranches_tranche_lines_ref BEFORE DELETE OR UPDATE OF id ON tranches
+    FOR EACH ROW EXECUTE FUNCTION tranche_lines_referenced();
 
 -- A purchase order per merchant per approved tranche (whole units of the goods
 -- allocated). Receiving the goods makes the amount, truncated to 10 won, an
@@ -175,10 +294,13 @@ DROP TABLE fee_waiver_runs;
 DROP TABLE fee_waiver_lines;
 DROP TABLE purchase_order_items;
 DROP TABLE purchase_orders;
-DROP TRIGGER tranche_items_frozen ON tranche_items;
-DROP TRIGGER tranche_lines_frozen ON tranche_lines;
-DROP FUNCTION tranche_draft_frozen;
-DROP TABLE tranche_items;
+DROP TRIGGER tranches_tranche_lines_ref ON tranches;
+DROP TRIGGER claims_tranche_lines_ref ON claims;
+DROP FUNCTION tranche_lines_referenced;
+DROP TABLE tranche_items; -- and its triggers
 DROP TABLE tranche_lines;
+DROP FUNCTION tranche_items_check;
+DROP FUNCTION tranche_lines_check;
+DROP FUNCTION tranche_draft_writable;
 DROP TABLE tranches;
 DROP TABLE fee_rates;

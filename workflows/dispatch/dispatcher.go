@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/time/rate"
 
 	"github.com/relief/relief/models"
 	"github.com/relief/relief/workflows/claim"
@@ -33,6 +34,12 @@ type Dispatcher struct {
 	Parallel int
 	// Poll is the fallback interval when no notification arrives.
 	Poll time.Duration
+	// Rate, when above zero, bounds workflow starts per second. During a
+	// filing surge the outbox absorbs the difference and drains afterwards,
+	// so workflow execution cannot starve intake of CPU when Temporal and
+	// the web share machines (as in `relief dev`).
+	Rate    int
+	limiter *rate.Limiter
 	// BeforeMark, when set, runs after delivery and before the outbox rows are
 	// marked; fault drills use it to crash the dispatcher in that window.
 	BeforeMark func()
@@ -48,6 +55,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	if d.Poll == 0 {
 		d.Poll = time.Second
+	}
+	if d.Rate > 0 {
+		d.limiter = rate.NewLimiter(rate.Limit(d.Rate), min(d.Rate, d.Parallel))
+		d.Batch = min(d.Batch, d.Rate) // a transaction holds its rows about a second
 	}
 	wake := make(chan struct{}, 1)
 	go d.listen(ctx, wake)
@@ -111,6 +122,11 @@ func (d *Dispatcher) deliver(ctx context.Context, msgs []models.OutboxMessage) [
 		wg.Add(1)
 		go func(i int) {
 			defer func() { <-sem; wg.Done() }()
+			if d.limiter != nil {
+				if errs[i] = d.limiter.Wait(ctx); errs[i] != nil {
+					return
+				}
+			}
 			errs[i] = d.start(ctx, msgs[i])
 		}(i)
 	}

@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		}
 	}
 	if opts.Dispatcher {
-		d := &dispatch.Dispatcher{Store: store, Temporal: tc, Log: log.With("component", "dispatcher")}
+		d := &dispatch.Dispatcher{Store: store, Temporal: tc, Log: log.With("component", "dispatcher"), Rate: cfg.DispatchRate}
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- d.Run(ctx) }()
 	}

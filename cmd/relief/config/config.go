@@ -30,6 +30,7 @@ type Config struct {
 	LogLevel          string        // RELIEF_LOG_LEVEL: debug|info|warn|error
 	MaxInFlight       int           // RELIEF_MAX_INFLIGHT: admission control bound
 	StaffReserve      int           // RELIEF_STAFF_RESERVE: share of MaxInFlight kept for staff
+	DispatchRate      int           // RELIEF_DISPATCH_RATE: workflow starts per second per process, 0 = unbounded
 	SessionIdle       time.Duration // RELIEF_SESSION_IDLE
 	SessionAbsolute   time.Duration // RELIEF_SESSION_ABSOLUTE
 	SecureCookies     bool          // RELIEF_SECURE_COOKIES: set Secure on cookies (behind TLS)
@@ -108,6 +109,7 @@ func FromEnv(mode Mode, getenv func(string) string) (*Config, error) {
 		LogLevel:          strings.ToLower(str("RELIEF_LOG_LEVEL", "info")),
 		MaxInFlight:       integer("RELIEF_MAX_INFLIGHT", 256, 1, 100000),
 		StaffReserve:      integer("RELIEF_STAFF_RESERVE", 10, 0, 90),
+		DispatchRate:      integer("RELIEF_DISPATCH_RATE", 0, 0, 100000),
 		SessionIdle:       duration("RELIEF_SESSION_IDLE", 30*time.Minute),
 		SessionAbsolute:   duration("RELIEF_SESSION_ABSOLUTE", 12*time.Hour),
 		SecureCookies:     boolean("RELIEF_SECURE_COOKIES"),
