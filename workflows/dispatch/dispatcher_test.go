@@ -218,6 +218,27 @@ func TestDispatcherStartsClaimWorkflowsAndMarksOutbox(t *testing.T) {
 	}
 }
 
+// With a rate, a backlog drains no faster than that many starts a second
+// (after a burst of at most one second's worth), and still exactly once.
+func TestDispatchRateBoundsWorkflowStarts(t *testing.T) {
+	e := newEnv(t)
+	ids := e.file(20)
+	d := e.dispatcher()
+	d.Rate = 10
+	stop, _ := run(d)
+	defer stop()
+	e.assertDeliveredOnce(ids)
+	e.starts.mu.Lock()
+	defer e.starts.mu.Unlock()
+	if len(e.starts.times) != len(ids) {
+		t.Fatalf("%d starts, want %d", len(e.starts.times), len(ids))
+	}
+	// 10 at once, then 10 more at 10/s: the last starts a second after the first.
+	if span := e.starts.times[len(ids)-1].Sub(e.starts.times[0]); span < 900*time.Millisecond {
+		t.Fatalf("20 starts at Rate 10 took %v, want at least ~1 s", span)
+	}
+}
+
 func TestDispatcherWakesOnNotifyForLaterClaims(t *testing.T) {
 	e := newEnv(t)
 	d := e.dispatcher()
@@ -327,6 +348,7 @@ type startCounter struct {
 	mu      sync.Mutex
 	ok      map[string]int
 	already map[string]int
+	times   []time.Time // of successful starts
 }
 
 func (c *startCounter) InterceptClient(next interceptor.ClientOutboundInterceptor) interceptor.ClientOutboundInterceptor {
@@ -362,6 +384,7 @@ func (o *countingOutbound) ExecuteWorkflow(ctx context.Context, in *interceptor.
 	switch {
 	case err == nil:
 		o.c.ok[in.Options.ID]++
+		o.c.times = append(o.c.times, time.Now())
 	case errors.As(err, &already):
 		o.c.already[in.Options.ID]++
 	}

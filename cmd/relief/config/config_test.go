@@ -49,6 +49,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"TEMPORAL_ADDRESS":        {"TEMPORAL_ADDRESS", "nohostport"},
 		"RELIEF_ADDR":             {"RELIEF_ADDR", "8080"},
 		"RELIEF_MAX_INFLIGHT":     {"RELIEF_MAX_INFLIGHT", "0"},
+		"RELIEF_DISPATCH_RATE":    {"RELIEF_DISPATCH_RATE", "-1"},
 		"RELIEF_LOG_LEVEL":        {"RELIEF_LOG_LEVEL", "loud"},
 		"RELIEF_SESSION_IDLE":     {"RELIEF_SESSION_IDLE", "soon"},
 		"RELIEF_SECURE_COOKIES":   {"RELIEF_SECURE_COOKIES", "yes please"},
