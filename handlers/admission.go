@@ -24,8 +24,9 @@ import (
 // Admission control (DESIGN.md, "Surge, reliability, security").
 //
 // A web process serves at most RELIEF_MAX_INFLIGHT requests at once. Past the
-// bound a request is answered at once with 429 and a Retry-After of 2–5 s,
-// spread at random so the crowd does not come back in step: turning a request
+// bound a request is answered at once with 429 and a Retry-After of 2–5 s
+// (longer while many are turned away, see retryAfterFor), spread at random so
+// the crowd does not come back in step: turning a request
 // away costs microseconds, queueing it would make everyone wait until they
 // time out. API clients get the JSON error; browsers get the waiting page,
 // which retries a GET by itself after Retry-After plus jitter, and for a POST
@@ -55,6 +56,27 @@ type admission struct {
 
 	unlogged atomic.Int64 // rejections since the last summary line
 	lastLog  atomic.Int64 // UnixNano of the last summary line
+
+	// Rejections per one-second window, for Retry-After (see retryAfterFor).
+	rejectSecond atomic.Int64 // Unix second of the current window
+	rejectsNow   atomic.Int64 // in the current window
+	rejectsLast  atomic.Int64 // in the window before it
+}
+
+// rejected counts a turned-away request and returns the rejection rate of
+// the last full second (approximate under races, which is all it needs).
+func (a *admission) rejected(now time.Time) int64 {
+	sec := now.Unix()
+	if cur := a.rejectSecond.Load(); cur != sec && a.rejectSecond.CompareAndSwap(cur, sec) {
+		last := int64(0)
+		if cur == sec-1 {
+			last = a.rejectsNow.Load()
+		}
+		a.rejectsLast.Store(last)
+		a.rejectsNow.Store(0)
+	}
+	a.rejectsNow.Add(1)
+	return max(a.rejectsLast.Load(), a.rejectsNow.Load())
 }
 
 func newAdmission(limit, staffReservePercent int) *admission {
@@ -94,8 +116,22 @@ func admissionExempt(route string) bool {
 	return false
 }
 
-// retryAfterSeconds is 2–5 s, at random per answer.
-func retryAfterSeconds() int { return 2 + mrand.IntN(4) }
+// rejectBudget is the rate of turned-away requests per process that
+// Retry-After aims for: answering 429 is cheap but not free, and on a small
+// machine a retry storm of thousands a second starves the admitted requests.
+const rejectBudget = 500
+
+// retryAfterFor picks Retry-After at random, so a crowd does not come back in
+// step: 2–5 s normally; when more than rejectBudget requests a second are being
+// turned away, the window stretches in proportion (up to 30–60 s), so the
+// crowd's retries arrive at about the budget's rate and the server keeps its
+// CPU for the claims it admits.
+func retryAfterFor(rejectsPerSecond int64) int {
+	scale := 1 + rejectsPerSecond/rejectBudget
+	upper := int(min(5*scale, 60))
+	lower := max(2, upper/2)
+	return lower + mrand.IntN(upper-lower+1)
+}
 
 func (s *Server) admit(c *gin.Context) {
 	if admissionExempt(c.FullPath()) {
@@ -115,7 +151,7 @@ func (s *Server) admit(c *gin.Context) {
 func (s *Server) turnAway(c *gin.Context) {
 	s.metrics.rejected.Inc()
 	c.Set(ctxRejected, true)
-	retry := retryAfterSeconds()
+	retry := retryAfterFor(s.admission.rejected(time.Now()))
 	h := c.Writer.Header()
 	h.Set("Retry-After", strconv.Itoa(retry))
 	h.Set("Cache-Control", "no-store")

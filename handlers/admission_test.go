@@ -111,7 +111,7 @@ func TestAdmissionConcurrentNeverExceedsTheBound(t *testing.T) {
 func TestRetryAfterIsSpread(t *testing.T) {
 	seen := map[int]bool{}
 	for range 500 {
-		v := retryAfterSeconds()
+		v := retryAfterFor(0)
 		if v < 2 || v > 5 {
 			t.Fatalf("Retry-After %d outside 2–5 s", v)
 		}
@@ -119,6 +119,52 @@ func TestRetryAfterIsSpread(t *testing.T) {
 	}
 	if len(seen) < 3 {
 		t.Fatalf("Retry-After takes only %d values: a crowd would come back in step", len(seen))
+	}
+}
+
+func TestRetryAfterStretchesWithTheRejectionRate(t *testing.T) {
+	bounds := func(rate int64) (lo, hi int) {
+		lo, hi = 1<<30, 0
+		for range 2000 {
+			v := retryAfterFor(rate)
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		return lo, hi
+	}
+	if lo, hi := bounds(rejectBudget - 1); lo != 2 || hi != 5 {
+		t.Fatalf("below the budget: %d–%d s, want 2–5 s", lo, hi)
+	}
+	prevLo := 0
+	for _, rate := range []int64{rejectBudget, 2 * rejectBudget, 4 * rejectBudget, 10 * rejectBudget, 1000 * rejectBudget} {
+		lo, hi := bounds(rate)
+		if lo < prevLo || hi > 60 || lo < 2 {
+			t.Fatalf("at %d rejections/s: %d–%d s (previous lower bound %d)", rate, lo, hi, prevLo)
+		}
+		prevLo = lo
+	}
+	// At ten times the budget the crowd waits long enough to come back at
+	// about the budget's rate: at least 20 s on average.
+	if lo, _ := bounds(10 * rejectBudget); lo < 20 {
+		t.Fatalf("at 10× the budget the shortest Retry-After is %d s", lo)
+	}
+	if lo, hi := bounds(1000 * rejectBudget); lo != 30 || hi != 60 {
+		t.Fatalf("far over the budget: %d–%d s, want 30–60 s", lo, hi)
+	}
+}
+
+func TestRejectionRateIsCountedPerSecond(t *testing.T) {
+	a := newAdmission(1, 0)
+	t0 := time.Unix(1_000_000, 0)
+	for i := range 10 {
+		if got := a.rejected(t0); got != int64(i+1) {
+			t.Fatalf("rejection %d in the first second: rate %d", i+1, got)
+		}
+	}
+	if got := a.rejected(t0.Add(time.Second)); got != 10 {
+		t.Fatalf("in the next second the rate is the last full second's: %d, want 10", got)
+	}
+	if got := a.rejected(t0.Add(5 * time.Second)); got != 1 {
+		t.Fatalf("after a quiet gap the rate starts again: %d, want 1", got)
 	}
 }
 
