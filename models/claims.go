@@ -459,9 +459,27 @@ func (s *Store) SetClaimStatus(ctx context.Context, claimID uuid.UUID, eventKey,
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE claims SET status = $2, updated_at = $3 WHERE id = $1`, claimID, status, s.Now())
-		return err
+		if _, err = tx.Exec(ctx, `UPDATE claims SET status = $2, updated_at = $3 WHERE id = $1`, claimID, status, s.Now()); err != nil {
+			return err
+		}
+		if status == StatusAutoApproved {
+			return s.entitleOnApproval(ctx, tx, claimID)
+		}
+		return nil
 	})
+}
+
+// entitleOnApproval makes an approved claim's compensation owed in the
+// approval's own transaction. A compensation budget too small for it is not
+// the approval's failure: the claim stays approved and the next compensation
+// sweep (run with every tranche and fee-waiver run) entitles it once the
+// budget is topped up.
+func (s *Store) entitleOnApproval(ctx context.Context, tx pgx.Tx, claimID uuid.UUID) error {
+	_, _, err := s.EntitleCompensation(ctx, tx, claimID)
+	if isCode(err, "insufficient_balance") {
+		return nil
+	}
+	return err
 }
 
 // ClaimFiledPayload is the outbox payload of OutboxClaimFiled.

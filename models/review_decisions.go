@@ -110,6 +110,11 @@ func (s *Store) RecordDecision(ctx context.Context, d DecisionRecord) (string, e
 		if err := setStatus(ctx, tx, d.ClaimID, d.StatusAfter, d.At); err != nil {
 			return err
 		}
+		if d.StatusAfter == StatusApproved {
+			if err := s.entitleOnApproval(ctx, tx, d.ClaimID); err != nil {
+				return err
+			}
+		}
 		if _, err := addEvent(ctx, tx, d.ClaimID, "decision:"+d.RequestID, d.At, d.StatusAfter, d.ActorRole, &d.ActorID, "review.note."+d.Action); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package payout
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"go.temporal.io/api/enums/v1"
@@ -50,7 +51,30 @@ var ErrWorkflowGone = errors.New("payout: the batch's workflow is not running")
 // missing) and waits for its outcome. Refusals come back as the models'
 // coded errors (segregation_of_duties, already_approved, precheck_running,
 // batch_closed); an unreachable Temporal as EUNAVAILABLE.
+//
+// The holder check commits awaiting_approval to the database a moment before
+// the workflow's own state moves on, so a finance officer who approves the
+// instant the page says so could be refused precheck_running; such refusals
+// are retried for a few seconds before they are answered.
 func Approve(ctx context.Context, c client.Client, batchID uuid.UUID, req ApproveRequest) (ApproveResult, error) {
+	deadline := time.Now().Add(precheckGrace)
+	for {
+		res, err := approveOnce(ctx, c, batchID, req)
+		if !errors.Is(err, models.ErrPayoutPrecheckRunning) || time.Now().After(deadline) {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// precheckGrace is how long Approve retries a precheck_running refusal.
+const precheckGrace = 3 * time.Second
+
+func approveOnce(ctx context.Context, c client.Client, batchID uuid.UUID, req ApproveRequest) (ApproveResult, error) {
 	op := c.NewWithStartWorkflowOperation(startOptions(batchID), WorkflowName, Input{BatchID: batchID})
 	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
