@@ -1,12 +1,14 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/relief/relief/models"
 )
@@ -83,4 +85,57 @@ func (s *Server) apiListClaims(c *gin.Context) {
 		claims = []*models.Claim{}
 	}
 	c.JSON(http.StatusOK, gin.H{"items": claims, "next_cursor": next})
+}
+
+// apiCorrectBank is PUT /api/v1/claims/{id}/bank: the merchant corrects the
+// payout account the bank refused. With an Idempotency-Key, a repeat replays
+// the first answer (the same key with another body is 422
+// idempotency_mismatch); without one, a repeat is harmless anyway.
+func (s *Server) apiCorrectBank(c *gin.Context) {
+	id, err := claimID(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	body, err := readBody(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var in models.BankInput
+	if err := decodeJSON(body, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	v := currentUser(c)
+	run := func(tx pgx.Tx) (int, []byte, error) {
+		view, _, err := s.Store.CorrectClaimBank(c, tx, v, id, in, c.ClientIP())
+		if err != nil {
+			return 0, nil, err
+		}
+		out, err := json.Marshal(gin.H{"bank": view})
+		return http.StatusOK, out, err
+	}
+	var status int
+	var out []byte
+	if key != "" {
+		status, out, _, err = s.Store.Idempotent(c, "claim-bank:"+v.ID.String(), key,
+			models.RequestHash(c.Request.Method, c.Request.URL.Path, body), run)
+	} else {
+		err = s.Store.InTx(c, func(tx pgx.Tx) error {
+			var err error
+			status, out, err = run(tx)
+			return err
+		})
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Data(status, "application/json; charset=utf-8", out)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/relief/relief/models"
 )
@@ -161,7 +162,18 @@ type claimPage struct {
 	Claim     *models.Claim
 	JustFiled bool
 	Live      bool // keep polling the timeline while the workflow is still moving
+	// The account correction form: shown to the claim's merchant while the
+	// bank's account check has failed.
+	CanCorrectBank bool
+	Banks          []bankOption
+	BankInput      models.BankInput
+	BankError      string            // a message id
+	BankFields     map[string]string // field → problem code
+	Message        string            // a message id (?msg=)
 }
+
+// claimFlashes are the ?msg= values the claim page announces.
+var claimFlashes = map[string]string{"account_corrected": "claim.account.corrected"}
 
 func (s *Server) loadClaimPage(c *gin.Context) (*claimPage, error) {
 	id, err := claimID(c)
@@ -173,7 +185,45 @@ func (s *Server) loadClaimPage(c *gin.Context) (*claimPage, error) {
 		return nil, err
 	}
 	live := claim.Status == models.StatusReceived || claim.Status == models.StatusVerifying
-	return &claimPage{Claim: claim, JustFiled: c.Query("filed") == "1", Live: live}, nil
+	v := currentUser(c)
+	page := &claimPage{Claim: claim, JustFiled: c.Query("filed") == "1", Live: live,
+		Message: claimFlashes[c.Query("msg")]}
+	if claim.AccountCheckFailed && v.HasRole(models.RoleMerchant) && !v.IsStaff() && claim.MerchantID == v.ID {
+		page.CanCorrectBank = true
+		page.Banks = bankOptions()
+		page.BankInput = models.BankInput{BankCode: claim.Bank.BankCode, Holder: claim.Bank.Holder}
+	}
+	return page, nil
+}
+
+// pageCorrectBank is the claim page's account correction form: the same
+// processing as PUT /api/v1/claims/{id}/bank, then back to the claim page.
+func (s *Server) pageCorrectBank(c *gin.Context) {
+	id, err := claimID(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	in := models.BankInput{BankCode: c.PostForm("bank_code"), AccountNumber: c.PostForm("account_number"), Holder: c.PostForm("holder")}
+	err = s.Store.InTx(c, func(tx pgx.Tx) error {
+		_, _, err := s.Store.CorrectClaimBank(c, tx, currentUser(c), id, in, c.ClientIP())
+		return err
+	})
+	if err != nil {
+		e := s.pageRefusal(c, err, models.ENOTFOUND, models.EFORBIDDEN)
+		if e == nil {
+			return
+		}
+		page, lerr := s.loadClaimPage(c)
+		if lerr != nil {
+			s.fail(c, lerr)
+			return
+		}
+		page.BankInput, page.BankError, page.BankFields = in, "error."+e.Code, e.Fields
+		s.render(c, statusOf[e.Kind], "claim", "title.claim", page)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/claims/"+id.String()+"?msg=account_corrected")
 }
 
 func (s *Server) pageClaim(c *gin.Context) {

@@ -145,6 +145,11 @@ var secMatrix = map[string]secRule{
 	"PUT /api/v1/claims/:id/goods":          {who: secOnly(models.RoleMerchant), obj: "claim", valid: `{"goods":[]}`},
 	"GET /claims/:id/goods":                 {who: secAnyone, obj: "claim", note: "staff see the goods read-only; only the merchant may change them"},
 	"POST /claims/:id/goods":                {who: secOnly(models.RoleMerchant), obj: "claim", deny: secForm, valid: "goods_sku="},
+	"PUT /api/v1/claims/:id/bank": {who: secOnly(models.RoleMerchant), obj: "claim",
+		valid: `{"bank_code":"004","account_number":"12345678901","holder":"가짜"}`,
+		note:  "staff 403; only after the bank's account check failed (409 otherwise)"},
+	"POST /claims/:id/bank": {who: secOnly(models.RoleMerchant), obj: "claim", deny: secForm,
+		valid: "bank_code=004&account_number=12345678901&holder=x"},
 
 	// Review.
 	"GET /api/v1/review/queue":              {who: secReviewers},

@@ -83,6 +83,7 @@ func (s *Server) routes() {
 	api.POST("/claims", s.requireUser, s.apiFileClaim)
 	api.GET("/claims", s.requireUser, s.apiListClaims)
 	api.GET("/claims/:id", s.requireUser, s.apiGetClaim)
+	api.PUT("/claims/:id/bank", s.requireUser, s.apiCorrectBank)
 
 	r.GET("/", s.pageHome)
 	r.GET("/login", s.pageLogin)
@@ -97,6 +98,7 @@ func (s *Server) routes() {
 	r.GET("/claims", s.requirePageUser, s.pageClaims)
 	r.GET("/claims/:id", s.requirePageUser, s.pageClaim)
 	r.GET("/claims/:id/timeline", s.requirePageUser, s.pageClaimTimeline)
+	r.POST("/claims/:id/bank", s.requirePageUser, s.pageCorrectBank)
 
 	// Feature areas register their own routes (one file each).
 	s.routesReview(api, r.Group(""))

@@ -126,14 +126,7 @@ func (in *ClaimInput) Normalize() (rules.BRN, string, error) {
 	case in.ClaimedLoss == 0 && !in.AcceptOffer:
 		fields["claimed_loss"] = "required_unless_offer_accepted"
 	}
-	if _, ok := Banks[in.Bank.BankCode]; !ok {
-		fields["bank.bank_code"] = "unsupported_bank"
-	}
-	account := strings.NewReplacer("-", "", " ", "").Replace(in.Bank.AccountNumber)
-	if len(account) < 10 || len(account) > 14 || strings.Trim(account, "0123456789") != "" {
-		fields["bank.account_number"] = "invalid_account"
-	}
-	trim(&in.Bank.Holder, "bank.holder", 50)
+	account := in.Bank.normalize(fields, "bank.")
 	if len(in.Goods) > maxGoods {
 		fields["goods"] = "too_many"
 	}
@@ -164,6 +157,26 @@ func (in *ClaimInput) Normalize() (rules.BRN, string, error) {
 		return brn, "", &Error{Kind: EINVALID, Code: "validation_failed", Message: "some fields are invalid", Fields: fields}
 	}
 	return brn, account, nil
+}
+
+// normalize trims and validates the payout account, naming bad fields in
+// fields (prefixed with prefix), and returns the digits-only account number.
+// Claim intake and the account correction share it.
+func (b *BankInput) normalize(fields map[string]string, prefix string) string {
+	if _, ok := Banks[b.BankCode]; !ok {
+		fields[prefix+"bank_code"] = "unsupported_bank"
+	}
+	account := strings.NewReplacer("-", "", " ", "").Replace(b.AccountNumber)
+	if len(account) < 10 || len(account) > 14 || strings.Trim(account, "0123456789") != "" {
+		fields[prefix+"account_number"] = "invalid_account"
+	}
+	b.Holder = strings.TrimSpace(b.Holder)
+	if b.Holder == "" {
+		fields[prefix+"holder"] = "required"
+	} else if utf8.RuneCountInString(b.Holder) > 50 {
+		fields[prefix+"holder"] = "too_long"
+	}
+	return account
 }
 
 func contains(list []string, v string) bool {
@@ -200,8 +213,7 @@ const OutboxClaimFiled = "claim.filed"
 // row in tx, so an acknowledged claim always reaches its workflow.
 func (s *Store) InsertClaim(ctx context.Context, tx pgx.Tx, merchant *User, p *Program, brn rules.BRN, account string, in *ClaimInput) (*Filed, error) {
 	id := uuid.New()
-	aad := []byte(id.String())
-	ciphertext, keyID := s.Vault.Seal([]byte(account), aad)
+	sealed := s.sealAccount(id, in.Bank.BankCode, account)
 	f := &Filed{ID: id, Status: StatusReceived}
 	now := s.Now()
 	err := tx.QueryRow(ctx, `INSERT INTO claims (id, receipt_no, program_code, merchant_id, brn, business_name, representative,
@@ -211,8 +223,8 @@ func (s *Store) InsertClaim(ctx context.Context, tx pgx.Tx, merchant *User, p *P
 			$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$19)
 		RETURNING receipt_no`,
 		id, p.Code, merchant.ID, brn.String(), in.BusinessName, in.Representative, in.Phone, in.Category, in.Region,
-		in.ClaimedLoss, in.AcceptOffer, in.Bank.BankCode, ciphertext, keyID, account[len(account)-4:],
-		s.Vault.BlindIndex(in.Bank.BankCode+":"+account), in.Bank.Holder, StatusReceived, now).Scan(&f.ReceiptNo)
+		in.ClaimedLoss, in.AcceptOffer, in.Bank.BankCode, sealed.ciphertext, sealed.keyID, sealed.last4,
+		sealed.blindIndex, in.Bank.Holder, StatusReceived, now).Scan(&f.ReceiptNo)
 	if isUniqueViolation(err, "claims_program_code_brn_key") {
 		// The transaction is aborted; FileClaim names the existing claim afterwards.
 		e := Coded(ECONFLICT, "duplicate_claim", "a claim for this business number already exists in this program")
@@ -244,27 +256,32 @@ func (s *Store) InsertClaim(ctx context.Context, tx pgx.Tx, merchant *User, p *P
 
 // Claim is a claim as the API shows it.
 type Claim struct {
-	ID             uuid.UUID   `json:"id"`
-	ReceiptNo      string      `json:"receipt_no"`
-	Program        string      `json:"program"`
-	ProgramName    string      `json:"program_name"`
-	Agency         string      `json:"-"`
-	MerchantID     uuid.UUID   `json:"-"`
-	Status         string      `json:"status"`
-	BRN            string      `json:"brn"`
-	BusinessName   string      `json:"business_name"`
-	Representative string      `json:"representative"`
-	Phone          string      `json:"phone"`
-	Category       string      `json:"category"`
-	Region         string      `json:"region"`
-	AcceptOffer    bool        `json:"accept_offer"`
-	Amounts        Amounts     `json:"amounts"`
-	RiskFlags      []RiskFlag  `json:"risk_flags"`
-	Bank           BankView    `json:"bank"`
-	Goods          []GoodsItem `json:"goods,omitempty"`
-	Timeline       []Event     `json:"timeline,omitempty"`
-	CreatedAt      time.Time   `json:"created_at"`
-	UpdatedAt      time.Time   `json:"updated_at"`
+	ID             uuid.UUID  `json:"id"`
+	ReceiptNo      string     `json:"receipt_no"`
+	Program        string     `json:"program"`
+	ProgramName    string     `json:"program_name"`
+	Agency         string     `json:"-"`
+	MerchantID     uuid.UUID  `json:"-"`
+	Status         string     `json:"status"`
+	BRN            string     `json:"brn"`
+	BusinessName   string     `json:"business_name"`
+	Representative string     `json:"representative"`
+	Phone          string     `json:"phone"`
+	Category       string     `json:"category"`
+	Region         string     `json:"region"`
+	AcceptOffer    bool       `json:"accept_offer"`
+	Amounts        Amounts    `json:"amounts"`
+	RiskFlags      []RiskFlag `json:"risk_flags"`
+	Bank           BankView   `json:"bank"`
+	// AccountCheckFailed: the bank refused the payout account (holder
+	// mismatch, invalid account); nothing is paid until the merchant
+	// corrects it. AccountCheckFailure is the bank's code.
+	AccountCheckFailed  bool        `json:"account_check_failed"`
+	AccountCheckFailure string      `json:"account_check_failure"`
+	Goods               []GoodsItem `json:"goods,omitempty"`
+	Timeline            []Event     `json:"timeline,omitempty"`
+	CreatedAt           time.Time   `json:"created_at"`
+	UpdatedAt           time.Time   `json:"updated_at"`
 }
 
 // Amounts are everything computed about a claim, in won.
@@ -306,7 +323,8 @@ type Viewer = User
 const claimColumns = `c.id, c.receipt_no, c.program_code, p.name, p.agency_code, c.merchant_id, c.status, c.brn,
 	c.business_name, c.representative, c.phone, c.category, c.region, c.accept_offer, c.claimed_loss, c.estimated_loss,
 	c.approved_compensation, c.prepurchase_allocated, c.fee_waived, c.owed_total, c.paid_total, c.risk_flags,
-	c.bank_code, c.account_last4, c.account_holder, c.created_at, c.updated_at`
+	c.bank_code, c.account_last4, c.account_holder, c.account_check_failed_at IS NOT NULL, c.account_check_failure,
+	c.created_at, c.updated_at`
 
 func scanClaim(row pgx.Row) (*Claim, error) {
 	c := &Claim{}
@@ -316,7 +334,8 @@ func scanClaim(row pgx.Row) (*Claim, error) {
 	err := row.Scan(&c.ID, &c.ReceiptNo, &c.Program, &c.ProgramName, &c.Agency, &c.MerchantID, &c.Status, &c.BRN,
 		&c.BusinessName, &c.Representative, &c.Phone, &c.Category, &c.Region, &c.AcceptOffer, &a.ClaimedLoss, &a.EstimatedLoss,
 		&a.ApprovedCompensation, &a.PrepurchaseAllocated, &a.FeeWaived, &a.OwedTotal, &a.PaidTotal, &flags,
-		&c.Bank.BankCode, &last4, &c.Bank.Holder, &c.CreatedAt, &c.UpdatedAt)
+		&c.Bank.BankCode, &last4, &c.Bank.Holder, &c.AccountCheckFailed, &c.AccountCheckFailure,
+		&c.CreatedAt, &c.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -82,10 +82,10 @@ func (s *Store) fileClaimOnce(ctx context.Context, merchant *User, scope, idemKe
 	}
 
 	id := uuid.New()
+	sealed := s.sealAccount(id, in.Bank.BankCode, account)
 	row := &claimRow{id: id, program: p.Code, merchant: merchant.ID, brn: brn.String(), in: in, at: now,
-		scope: scope, key: idemKey, hash: reqHash, last4: account[len(account)-4:],
-		blindIndex: s.Vault.BlindIndex(in.Bank.BankCode + ":" + account)}
-	row.ciphertext, row.keyID = s.Vault.Seal([]byte(account), []byte(id.String()))
+		scope: scope, key: idemKey, hash: reqHash, last4: sealed.last4, blindIndex: sealed.blindIndex,
+		ciphertext: sealed.ciphertext, keyID: sealed.keyID}
 	return s.intake.write(ctx, s, row)
 }
 

@@ -160,7 +160,8 @@ func (in *PayoutBatchInput) normalize(now time.Time) (time.Time, error) {
 }
 
 // CreatePayoutBatch takes everything the program owes (entitlements 'owed',
-// not in a batch, created up to the cutoff, of the instrument if given) into
+// not in a batch, created up to the cutoff, of the instrument if given, of
+// claims whose account has not failed the bank's check) into
 // a new batch, one line per claim summing its entitlements, and marks those
 // entitlements batched, all in tx. The holder inquiry and approval follow in
 // the batch's workflow. 409 nothing_owed when there is nothing to pay.
@@ -195,7 +196,9 @@ func (s *Store) CreatePayoutBatch(ctx context.Context, tx pgx.Tx, u *User, in Pa
 	// statistics and the planner nests loops over them: 30 s for 10,000 lines.)
 	if _, err := tx.Exec(ctx, `UPDATE entitlements e SET status = 'batched', batch_id = $1
 		WHERE e.program_code = $2 AND e.status = 'owed' AND e.batch_id IS NULL AND e.created_at <= $3
-		  AND ($4::text IS NULL OR e.instrument = $4)`, id, p.Code, cutoff, instrument); err != nil {
+		  AND ($4::text IS NULL OR e.instrument = $4)
+		  AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.id = e.claim_id AND c.account_check_failed_at IS NOT NULL)`,
+		id, p.Code, cutoff, instrument); err != nil {
 		return nil, err
 	}
 	var lines int

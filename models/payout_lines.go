@@ -255,7 +255,10 @@ func claimTotals(ctx context.Context, q Querier, out *PayoutOutcome) error {
 
 // FailPayoutLine records that the line will not be paid (the bank refused the
 // transfer or the holder check failed) and returns its entitlements to owed,
-// out of the batch, so a later batch pays them. Once: a failed line stays failed.
+// out of the batch, so a later batch pays them. When the account itself is
+// wrong (IsAccountFailure), the claim is flagged in the same transaction and
+// no batch takes it until the merchant corrects the account. Once: a failed
+// line stays failed.
 func (s *Store) FailPayoutLine(ctx context.Context, lineID uuid.UUID, code, reason, via string) (*PayoutOutcome, error) {
 	var out *PayoutOutcome
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -291,6 +294,14 @@ func (s *Store) failLineTx(ctx context.Context, tx pgx.Tx, lineID uuid.UUID, cod
 	}
 	if _, err := tx.Exec(ctx, `UPDATE payout_line_entitlements SET released = true WHERE line_id = $1`, lineID); err != nil {
 		return nil, err
+	}
+	if IsAccountFailure(code) {
+		// Paying the same account again would fail again: batches skip the
+		// claim until its merchant corrects the account (CorrectClaimBank).
+		if _, err := tx.Exec(ctx, `UPDATE claims SET account_check_failed_at = $2, account_check_failure = $3 WHERE id = $1`,
+			l.claimID, s.Now(), code); err != nil {
+			return nil, err
+		}
 	}
 	out.Changed = true
 	return out, claimTotals(ctx, tx, out)

@@ -218,7 +218,7 @@ func TestPayoutSettlementIsOncePerLine(t *testing.T) {
 		t.Fatalf("payments = %d", n)
 	}
 
-	o, err = s.FailPayoutLine(ctx, failed.ID, "invalid_account", "해지 계좌", "api")
+	o, err = s.FailPayoutLine(ctx, failed.ID, "daily_limit_exceeded", "한도 초과", "api") // not the account: paid again as it is
 	if err != nil || !o.Changed {
 		t.Fatalf("fail: %+v %v", o, err)
 	}

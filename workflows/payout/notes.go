@@ -55,6 +55,11 @@ func failedNote(amount int64, code, reason string) string {
 	if reason == "" {
 		reason = FailureReason(code, "")
 	}
+	if models.IsAccountFailure(code) {
+		// The claim waits for the merchant's correction (models.CorrectClaimBank).
+		return "지원금 " + rules.FormatWon(amount) + " 지급에 실패했습니다: " + reason +
+			". 신청 내역에서 지급 계좌 정보를 수정해 주세요. 수정하신 뒤 다음 지급 차수에 지급됩니다."
+	}
 	return "지원금 " + rules.FormatWon(amount) + " 지급에 실패했습니다: " + reason +
 		". 계좌 정보를 확인해 주세요. 이 금액은 다음 지급 차수에 다시 포함됩니다."
 }

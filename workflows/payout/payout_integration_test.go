@@ -137,8 +137,16 @@ func TestBatchPaysLinesAndReturnsFailuresToOwed(t *testing.T) {
 		t.Fatalf("claim refused by the bank is %q (%v), want entitled again", st, err)
 	}
 	events, _ := h.store.Timeline(ctx, seeded.ClaimIDs[1])
-	if note := events[len(events)-1].Note; !strings.Contains(note, "예금주") || strings.Contains(note, "1101234560") {
+	if note := events[len(events)-1].Note; !strings.Contains(note, "예금주") || !strings.Contains(note, "수정해 주세요") || strings.Contains(note, "1101234560") {
 		t.Fatalf("merchant's note %q", note)
+	}
+	for _, i := range []int{1, 2} {
+		if n := h.count(`SELECT count(*) FROM claims WHERE id = $1 AND account_check_failed_at IS NOT NULL`, seeded.ClaimIDs[i]); n != 1 {
+			t.Fatalf("claim %d refused for its account is not flagged for correction", i)
+		}
+	}
+	if n := h.count(`SELECT count(*) FROM claims WHERE id = $1 AND account_check_failed_at IS NULL`, seeded.ClaimIDs[3]); n != 1 {
+		t.Fatal("a limit failure flagged the claim")
 	}
 	if n := h.count(`SELECT count(*) FROM payout_lines WHERE batch_id = $1 AND NOT notified AND status IN ('paid','failed')`, created.ID); n != 0 {
 		t.Fatalf("%d outcomes not on the claims' timelines", n)
@@ -148,10 +156,16 @@ func TestBatchPaysLinesAndReturnsFailuresToOwed(t *testing.T) {
 		t.Fatalf("reconciliation %+v %v", r, err)
 	}
 
-	// The three failures are owed again and form the next batch.
+	// The three failures are owed again; the next batch takes the one the
+	// account was not to blame for. The other two wait for their merchant's
+	// correction of the account.
 	next, err := payouttest.CreateBatch(ctx, h.store, h.creator, models.PayoutBatchInput{Program: models.DemoProgram})
-	if err != nil || next.Lines != 3 || next.Total != seeded.Amounts[1]+seeded.Amounts[2]+seeded.Amounts[3] {
+	if err != nil || next.Lines != 1 || next.Total != seeded.Amounts[3] {
 		t.Fatalf("next batch %+v %v", next, err)
+	}
+	if n := h.count(`SELECT count(*) FROM entitlements WHERE claim_id = ANY($1) AND status = 'owed' AND batch_id IS NULL`,
+		[]uuid.UUID{seeded.ClaimIDs[1], seeded.ClaimIDs[2]}); n != 2 {
+		t.Fatalf("entitlements of the claims awaiting correction still owed: %d", n)
 	}
 }
 
