@@ -24,11 +24,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/relief/relief/cmd/relief/app"
 	"github.com/relief/relief/cmd/relief/banksim"
-	"github.com/relief/relief/cmd/relief/config"
 	"github.com/relief/relief/models"
-	"github.com/relief/relief/models/pgtest"
 	"github.com/relief/relief/models/rules"
 	"github.com/relief/relief/models/vault"
 	"github.com/relief/relief/workflows/claim"
@@ -83,76 +80,11 @@ func piiNeedles(t *testing.T) map[string]string {
 	return n
 }
 
-// piiProgram is a booted Relief with its captured DEBUG log.
-type piiProgram struct {
-	*program
-	logs *syncBuffer
-}
-
-// bootPII is boot (e2e_test.go) with the log at DEBUG, kept for the scan, and
-// the payout worker talking to bankURL.
-func bootPII(t *testing.T, bankURL string) *piiProgram {
-	t.Helper()
-	ctx := context.Background()
-	db := pgtest.NewDB(t)
-	env := map[string]string{
-		"DATABASE_URL":       db,
-		"TEMPORAL_ADDRESS":   ts.GetFrontendHostPort(),
-		"TEMPORAL_NAMESPACE": ts.GetDefaultNamespace(),
-		"RELIEF_ADDR":        "127.0.0.1:0",
-		"RELIEF_HOME":        t.TempDir(),
-		"RELIEF_DATA_KEY":    vault.NewKeySpec("e2e-pii"),
-		"RELIEF_LOG_LEVEL":   "debug",
-		"RELIEF_BANK_URL":    bankURL,
-	}
-	cfg, err := config.FromEnv(config.ModeServe, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := models.Open(ctx, db, 4, cfg.Vault)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	if err := store.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// Fund the demo program's budgets, as `relief dev` does: entitlements draw on them.
-	if err := store.SeedInstruments(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	runCtx, stop := context.WithCancel(ctx)
-	ready := make(chan string, 1)
-	exited := make(chan error, 1)
-	go func() {
-		exited <- app.Run(runCtx, cfg, log, app.Options{Web: true, Dispatcher: true, Worker: true, Ready: func(addr string) { ready <- addr }})
-	}()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("app.Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("app.Run did not return within 30 s of cancellation")
-		}
-		if t.Failed() {
-			t.Logf("program log (last 8 KiB):\n%s", logs.tail(8<<10))
-		}
-	})
-	select {
-	case addr := <-ready:
-		return &piiProgram{program: &program{url: "http://" + addr, store: store}, logs: logs}
-	case err := <-exited:
-		t.Fatalf("app.Run ended before listening: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("the program did not listen within 60 s")
-	}
-	return nil
+// bootPII is boot with the log at DEBUG, kept for the scan, the demo budgets
+// funded, and the payout worker talking to bankURL.
+func bootPII(t *testing.T, bankURL string) *program {
+	return bootWith(t, bootOptions{logLevel: slog.LevelDebug, instruments: true,
+		env: map[string]string{"RELIEF_LOG_LEVEL": "debug", "RELIEF_BANK_URL": bankURL, "RELIEF_DATA_KEY": vault.NewKeySpec("e2e-pii")}})
 }
 
 // startBank serves the sandbox bank in the test process on a loopback port

@@ -44,9 +44,20 @@ func TestMain(m *testing.M) {
 type program struct {
 	url   string
 	store *models.Store // a separate pool on the same database, for assertions
+	logs  *syncBuffer   // the program's JSON log
 }
 
-func boot(t *testing.T) *program {
+// bootOptions vary a boot: extra environment (RELIEF_BANK_URL, say), the log
+// level kept, and whether the demo budgets are funded as `relief dev` does.
+type bootOptions struct {
+	env         map[string]string
+	logLevel    slog.Level
+	instruments bool
+}
+
+func boot(t *testing.T) *program { return bootWith(t, bootOptions{logLevel: slog.LevelInfo}) }
+
+func bootWith(t *testing.T, o bootOptions) *program {
 	t.Helper()
 	ctx := context.Background()
 	db := pgtest.NewDB(t)
@@ -58,6 +69,9 @@ func boot(t *testing.T) *program {
 		"RELIEF_HOME":        t.TempDir(),
 		"RELIEF_DATA_KEY":    vault.NewKeySpec("e2e"),
 		"RELIEF_LOG_LEVEL":   "info",
+	}
+	for k, v := range o.env {
+		env[k] = v
 	}
 	cfg, err := config.FromEnv(config.ModeServe, func(k string) string { return env[k] })
 	if err != nil {
@@ -71,9 +85,14 @@ func boot(t *testing.T) *program {
 	if err := store.Seed(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if o.instruments { // entitlements draw on the program's budgets
+		if err := store.SeedInstruments(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: o.logLevel}))
 	runCtx, stop := context.WithCancel(ctx)
 	ready := make(chan string, 1)
 	exited := make(chan error, 1)
@@ -96,7 +115,7 @@ func boot(t *testing.T) *program {
 	})
 	select {
 	case addr := <-ready:
-		return &program{url: "http://" + addr, store: store}
+		return &program{url: "http://" + addr, store: store, logs: logs}
 	case err := <-exited:
 		t.Fatalf("app.Run ended before listening: %v", err)
 	case <-time.After(60 * time.Second):
