@@ -7,9 +7,6 @@ import (
 	"encoding/hex"
 	"io"
 	"iter"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -465,45 +462,5 @@ func TestEmptyWorkbookHasOnlyInfo(t *testing.T) {
 	f := saveAndOpen(t, newWorkbook(t))
 	if got := f.x.GetSheetList(); !slices.Equal(got, []string{InfoSheet}) {
 		t.Errorf("sheets %q", got)
-	}
-}
-
-// TestLibreOfficeReadsIt is a cross-check with a second reader when one is
-// installed; the excelize read-back above is the proof.
-func TestLibreOfficeReadsIt(t *testing.T) {
-	bin, err := exec.LookPath("soffice")
-	if err != nil {
-		if bin, err = exec.LookPath("libreoffice"); err != nil {
-			t.Skip("libreoffice/soffice not on PATH")
-		}
-	}
-	wb := newWorkbook(t)
-	if err := WriteClaims(wb, seq(ClaimRow{ReceiptNo: "R-1", BRN: "0208147521", BusinessName: "=1+1",
-		Status: "paid", ClaimedLoss: 3_500_000, ReceivedAt: time.Date(2025, 10, 1, 0, 0, 0, 0, KST)})); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	in := filepath.Join(dir, "claims.xlsx")
-	out, err := os.Create(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := wb.Save(out); err != nil {
-		t.Fatal(err)
-	}
-	_ = out.Close()
-	cmd := exec.Command(bin, "--headless", "-env:UserInstallation=file://"+filepath.Join(dir, "profile"),
-		"--convert-to", "csv", "--outdir", dir, in)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", bin, err, b)
-	}
-	csv, err := os.ReadFile(filepath.Join(dir, "claims.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"020-81-47521", "'=1+1", "지급 완료", "3500000"} {
-		if !strings.Contains(strings.ReplaceAll(string(csv), ",", ""), strings.ReplaceAll(want, ",", "")) {
-			t.Errorf("LibreOffice CSV lacks %q:\n%s", want, csv)
-		}
 	}
 }
