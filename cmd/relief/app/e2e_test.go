@@ -180,30 +180,9 @@ func TestE2EHTTPClaimReachesReview(t *testing.T) {
 		t.Skip("boots the whole program")
 	}
 	p := boot(t)
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	call := func(method, path string, body any, header ...string) (int, []byte) {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, p.url+path, rd)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, out
-	}
+	api := newAPIClient(t, p.url)
+	api.hc.Timeout = 10 * time.Second
+	call := api.call
 	must := func(want int, got int, body []byte, what string) {
 		t.Helper()
 		if got != want {
@@ -554,4 +533,48 @@ func browserDataDir(t *testing.T) string {
 		t.Logf("browser profile %s left behind: %v", dir, err)
 	})
 	return dir
+}
+
+// apiClient is one signed-in user of the JSON API.
+type apiClient struct {
+	t   *testing.T
+	url string
+	hc  *http.Client
+}
+
+func newAPIClient(t *testing.T, url string) *apiClient {
+	jar, _ := cookiejar.New(nil)
+	return &apiClient{t: t, url: url, hc: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+}
+
+func (c *apiClient) call(method, path string, body any, header ...string) (int, []byte) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.url+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+func (c *apiClient) must(want int, what, method, path string, body any, header ...string) []byte {
+	c.t.Helper()
+	st, b := c.call(method, path, body, header...)
+	if st != want {
+		c.t.Fatalf("%s: %s %s: status %d, want %d: %s", what, method, path, st, want, b)
+	}
+	return b
 }
