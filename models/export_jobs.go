@@ -94,16 +94,7 @@ func (s *Store) ExportJobsFor(ctx context.Context, v *Viewer, program string, li
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*ExportJob
-	for rows.Next() {
-		j, err := scanExportJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*ExportJob, error) { return scanExportJob(r) })
 }
 
 // ClaimExportJob hands the oldest runnable job to a runner under a fresh

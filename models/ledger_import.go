@@ -481,16 +481,7 @@ func (s *Store) RecentLedgerImports(ctx context.Context, program string, limit i
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*LedgerImport
-	for rows.Next() {
-		li, err := scanImport(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, li)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*LedgerImport, error) { return scanImport(r) })
 }
 
 // ImportResult is how an import ended.

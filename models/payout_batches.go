@@ -358,17 +358,8 @@ func (s *Store) ListPayoutBatches(ctx context.Context, v *User, program string, 
 	if err != nil {
 		return nil, "", err
 	}
-	var out []*PayoutBatch
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			rows.Close()
-			return nil, "", err
-		}
-		out = append(out, b)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*PayoutBatch, error) { return scanBatch(r) })
+	if err != nil {
 		return nil, "", err
 	}
 	next := ""

@@ -175,16 +175,7 @@ func ProgramTranches(ctx context.Context, q Querier, program string) ([]*Tranche
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*Tranche
-	for rows.Next() {
-		t, err := scanTranche(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Tranche, error) { return scanTranche(r) })
 }
 
 // ListTranches lists a program's tranches for staff of its agency.
@@ -795,17 +786,8 @@ func (s *Store) ListPurchaseOrders(ctx context.Context, v *User, trancheID uuid.
 	if err != nil {
 		return nil, "", err
 	}
-	var out []*PurchaseOrder
-	for rows.Next() {
-		po, err := scanPO(rows)
-		if err != nil {
-			rows.Close()
-			return nil, "", err
-		}
-		out = append(out, po)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*PurchaseOrder, error) { return scanPO(r) })
+	if err != nil {
 		return nil, "", err
 	}
 	next := ""
