@@ -449,18 +449,3 @@ func approvalError(err error) error {
 	}
 	return err
 }
-
-// PayoutReplay returns the stored answer of an earlier payout request with the
-// same Idempotency-Key (found=false when none; 422 idempotency_mismatch when
-// the key came with another request). With PayoutRemember it gives replay to
-// approvals, which wait on a workflow and so cannot answer from one transaction.
-func (s *Store) PayoutReplay(ctx context.Context, scope, key string, reqHash []byte) (status int, body []byte, found bool, err error) {
-	return s.storedResponse(ctx, scope, key, reqHash)
-}
-
-// PayoutRemember stores a payout response for replays; the first one stored wins.
-func (s *Store) PayoutRemember(ctx context.Context, scope, key string, reqHash []byte, status int, body []byte) error {
-	_, err := s.Pool.Exec(ctx, `INSERT INTO idempotency_keys (scope, key, request_hash, status, body) VALUES ($1,$2,$3,$4,$5)
-		ON CONFLICT (scope, key) DO NOTHING`, scope, key, reqHash, status, body)
-	return err
-}
