@@ -76,6 +76,7 @@ func (s *Store) PurgeClosedPrograms(ctx context.Context, dryRun bool) ([]PurgeRe
 				Details: map[string]any{"claims": r.Claims, "notes": r.Notes, "users": r.Users, "replays": r.Replays,
 					"documents": r.Documents, "exports": r.Exports, "ledger_rows": r.LedgerRows}})
 		})
+		s.sessions.forgetAll() // accounts were anonymised: cached users may be among them
 		if err != nil && err != errDryRun {
 			return out, err
 		}

@@ -47,6 +47,7 @@ func (s *Store) ChangeUserRoles(ctx context.Context, actor *User, userID uuid.UU
 		}
 		return s.Audit(ctx, tx, e)
 	})
+	s.sessions.forgetUsers(userID)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +80,7 @@ func validateRoles(roles []string, agency string) error {
 // EndUserSessions signs a user out everywhere; it returns how many sessions ended.
 func (s *Store) EndUserSessions(ctx context.Context, userID uuid.UUID) (int64, error) {
 	tag, err := s.Pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID)
+	s.sessions.forgetUsers(userID)
 	return tag.RowsAffected(), err
 }
 

@@ -37,6 +37,7 @@ func (s *Store) CreateSession(ctx context.Context, userID uuid.UUID, token, prev
 		if _, err := s.Pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash(previous)); err != nil {
 			return err
 		}
+		s.sessions.forgetToken(tokenDigest(previous))
 	}
 	_, err := s.Pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at) VALUES ($1,$2,$3,$3,$4)`,
 		tokenHash(token), userID, now, now.Add(absolute))
@@ -59,12 +60,17 @@ func (s *Store) SessionUserUntil(ctx context.Context, token string, idle time.Du
 		return nil, time.Time{}, ErrNotFound
 	}
 	now := s.Now()
+	digest := tokenDigest(token)
+	if u, until, ok := s.sessions.lookup(digest, now, idle); ok {
+		return u, until, nil
+	}
+	epoch, caching := s.sessions.begin()
 	var lastSeen, expires time.Time
 	u := &User{}
 	err := s.Pool.QueryRow(ctx, `SELECT s.last_seen_at, s.expires_at, u.id, u.email, u.name, u.phone, u.roles, coalesce(u.agency_code, ''), u.demo, u.created_at, u.password_hash
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3`,
-		tokenHash(token), now, now.Add(-idle)).Scan(&lastSeen, &expires, &u.ID, &u.Email, &u.Name, &u.Phone, &u.Roles, &u.Agency, &u.Demo, &u.CreatedAt, &u.passwordHash)
+		digest[:], now, now.Add(-idle)).Scan(&lastSeen, &expires, &u.ID, &u.Email, &u.Name, &u.Phone, &u.Roles, &u.Agency, &u.Demo, &u.CreatedAt, &u.passwordHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, time.Time{}, ErrNotFound
 	}
@@ -76,6 +82,9 @@ func (s *Store) SessionUserUntil(ctx context.Context, token string, idle time.Du
 			return nil, time.Time{}, err
 		}
 		lastSeen = now
+	}
+	if caching {
+		s.sessions.fill(digest, epoch, cachedSession{user: *u, lastSeen: lastSeen, expires: expires, fetched: now})
 	}
 	return u, minTime(expires, lastSeen.Add(idle)), nil
 }
@@ -90,5 +99,6 @@ func minTime(a, b time.Time) time.Time {
 // DeleteSession ends a session server-side (logout).
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
 	_, err := s.Pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash(token))
+	s.sessions.forgetToken(tokenDigest(token)) // even on error: the outcome may be unknown
 	return err
 }

@@ -27,7 +27,8 @@ type Store struct {
 	// (intake_batch.go); zero means DefaultIntakeWriters.
 	IntakeWriters int
 
-	intake intakeState // intake's program cache, group commit and outbox wake-ups (intake.go)
+	intake   intakeState  // intake's program cache, group commit and outbox wake-ups (intake.go)
+	sessions sessionCache // session lookups, while WatchSessions runs (session_cache.go)
 }
 
 // Querier is what both the pool and a transaction offer. Code running inside a

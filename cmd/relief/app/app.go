@@ -70,6 +70,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return err
 	}
 	defer store.Close()
+	store.IntakeWriters = cfg.IntakeWriters
 	tc, err := DialTemporal(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -103,6 +104,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		go func() { defer wg.Done(); errc <- d.Run(ctx) }()
 	}
 	if opts.Web {
+		wg.Add(1)
+		go func() { defer wg.Done(); store.WatchSessions(ctx, log.With("component", "session-cache")) }()
 		renderer, err := web.New()
 		if err != nil {
 			return err
