@@ -64,6 +64,14 @@ func newHTTPMetrics(reg *prometheus.Registry, store *models.Store) *httpMetrics 
 	}
 	reg.MustRegister(m.requests, m.duration, m.rejected, m.claimsFiled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relief_intake_group_statements_total", Help: "Statements that wrote several claims at once (group commit)."},
+			func() float64 { n, _ := store.IntakeGroups(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relief_intake_grouped_claims_total", Help: "Claims written by group statements."},
+			func() float64 { _, n := store.IntakeGroups(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relief_session_cache_hits_total", Help: "Session lookups answered from this process's cache."},
+			func() float64 { h, _ := store.SessionCacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relief_session_cache_misses_total", Help: "Session lookups that asked the database."},
+			func() float64 { _, m := store.SessionCacheStats(); return float64(m) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relief_outbox_backlog", Help: "Outbox messages not yet delivered to Temporal."},
 			func() float64 {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,6 +43,8 @@ type sessionCache struct {
 	epoch   uint64
 	entries map[[32]byte]cachedSession
 	byUser  map[uuid.UUID][][32]byte
+
+	hits, misses atomic.Int64
 }
 
 type cachedSession struct {
@@ -57,8 +60,10 @@ func (c *sessionCache) lookup(h [32]byte, now time.Time, idle time.Duration) (*U
 	c.mu.Unlock()
 	if !ok || now.Sub(e.fetched) >= SessionCacheTTL || now.Before(e.fetched) ||
 		!now.Before(e.expires) || now.Sub(e.lastSeen) >= idle {
+		c.misses.Add(1)
 		return nil, time.Time{}, false
 	}
+	c.hits.Add(1)
 	u := e.user // a copy: callers may not change what other requests see
 	return &u, minTime(e.expires, e.lastSeen.Add(idle)), true
 }
@@ -142,6 +147,12 @@ func (c *sessionCache) apply(payload string) {
 		ids = append(ids, id)
 	}
 	c.forgetUsers(ids...)
+}
+
+// SessionCacheStats reports lookups answered from the cache and those that
+// asked the database, since the process started.
+func (s *Store) SessionCacheStats() (hits, misses int64) {
+	return s.sessions.hits.Load(), s.sessions.misses.Load()
 }
 
 // CachedSessions reports how many sessions this process has cached (tests).

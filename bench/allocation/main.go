@@ -618,15 +618,7 @@ func seed(ctx context.Context, s *models.Store, merchant uuid.UUID, eligible boo
 	base := time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)
 	var lines int64
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		// The per-row status-count trigger (migration 00003, claim_status_counted)
-		// fails on every insert: its variable "shard" makes the column "shard"
-		// of its ON CONFLICT target ambiguous (SQLSTATE 42702). Until the
-		// migration is fixed, seeding switches it off inside this transaction
-		// (ALTER TABLE is transactional: it is back on at commit) and adds
-		// the counts itself, as the trigger would.
-		if _, err := tx.Exec(ctx, `ALTER TABLE claims DISABLE TRIGGER claims_status_counted_ins`); err != nil {
-			return err
-		}
+		// COPY fires the status-count trigger once, over all the rows (00011).
 		k := from
 		claims := pgx.CopyFromFunc(func() ([]any, error) {
 			if k >= to {
@@ -646,14 +638,6 @@ func seed(ctx context.Context, s *models.Store, merchant uuid.UUID, eligible boo
 			"account_ciphertext", "account_key_id", "account_last4", "account_blind_index", "account_holder", "status",
 			"estimated_loss", "approved_compensation", "created_at", "updated_at"}, claims); err != nil {
 			return fmt.Errorf("claims: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `ALTER TABLE claims ENABLE TRIGGER claims_status_counted_ins`); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO claim_status_counts AS c (program_code, status, shard, n)
-				SELECT program_code, status, 0, count(*) FROM claims WHERE id = ANY($1) GROUP BY 1, 2
-			ON CONFLICT (program_code, status, shard) DO UPDATE SET n = c.n + EXCLUDED.n`, ids); err != nil {
-			return fmt.Errorf("claim_status_counts: %w", err)
 		}
 		k = from
 		var items []item
