@@ -435,3 +435,41 @@ func TestAdmissionUnderFlood(t *testing.T) {
 		t.Fatalf("rejections not counted in /metrics")
 	}
 }
+
+// With RELIEF_INTAKE_RATE, claim submissions beyond the rate are turned away
+// at once (before the session or the body is looked at), while everything
+// else a merchant does is still served, and filing resumes as tokens refill.
+func TestFilingRateBound(t *testing.T) {
+	f := newFloodServer(t, 100, 10)
+	f.admission.boundFiling(10) // 10 claims/s, burst 1
+	merchant := f.login(t, "filer@flood.kr", []string{models.RoleMerchant}, "")
+	form := url.Values{"brn": {"120-81-47521"}}
+	admitted, turned := 0, 0
+	start := time.Now()
+	for range 30 {
+		a := f.do(t, http.MethodPost, "/api/v1/claims", merchant, "application/json", form)
+		if a.status == http.StatusTooManyRequests {
+			check429(t, "filing past the rate", a)
+			turned++
+		} else {
+			admitted++ // refused for its content (no Idempotency-Key), but admitted
+		}
+		if a := f.do(t, http.MethodGet, "/api/v1/me", merchant, "application/json", nil); a.status != http.StatusOK {
+			t.Fatalf("reading while filing is bounded: %d", a.status)
+		}
+	}
+	allowed := 1 + int(10*time.Since(start).Seconds()) + 1
+	if admitted < 1 || admitted > allowed || turned == 0 {
+		t.Fatalf("30 submissions in %s: %d admitted (at most %d allowed), %d turned away", time.Since(start), admitted, allowed, turned)
+	}
+	if a := f.do(t, http.MethodPost, "/programs/"+models.DemoProgram+"/claim", merchant, "text/html", form); a.status != http.StatusTooManyRequests {
+		// the bucket may have refilled one token meanwhile: drain it and try again
+		if a = f.do(t, http.MethodPost, "/programs/"+models.DemoProgram+"/claim", merchant, "text/html", form); a.status != http.StatusTooManyRequests {
+			t.Fatalf("form submissions share the bound: %d", a.status)
+		}
+	}
+	time.Sleep(250 * time.Millisecond)
+	if a := f.do(t, http.MethodPost, "/api/v1/claims", merchant, "application/json", form); a.status == http.StatusTooManyRequests {
+		t.Fatal("filing did not resume once the rate allowed it")
+	}
+}

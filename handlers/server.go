@@ -49,7 +49,7 @@ func New(d Deps) *Server {
 	s := &Server{
 		Deps:      d,
 		engine:    gin.New(),
-		admission: newAdmission(d.Config.MaxInFlight, d.Config.StaffReserve),
+		admission: newAdmission(d.Config.MaxInFlight, d.Config.StaffReserve).boundFiling(d.Config.IntakeRate),
 		metrics:   newHTTPMetrics(d.Registry, d.Store),
 		throttle:  newLoginThrottle(),
 	}

@@ -32,6 +32,7 @@ type Config struct {
 	StaffReserve      int           // RELIEF_STAFF_RESERVE: share of MaxInFlight kept for staff
 	DispatchRate      int           // RELIEF_DISPATCH_RATE: workflow starts per second per process, 0 = unbounded
 	IntakeWriters     int           // RELIEF_INTAKE_WRITERS: claim group statements in flight per process
+	IntakeRate        int           // RELIEF_INTAKE_RATE: claim submissions admitted per second per web process, 0 = unbounded
 	SessionIdle       time.Duration // RELIEF_SESSION_IDLE
 	SessionAbsolute   time.Duration // RELIEF_SESSION_ABSOLUTE
 	SecureCookies     bool          // RELIEF_SECURE_COOKIES: set Secure on cookies (behind TLS)
@@ -112,6 +113,7 @@ func FromEnv(mode Mode, getenv func(string) string) (*Config, error) {
 		StaffReserve:      integer("RELIEF_STAFF_RESERVE", 10, 0, 90),
 		DispatchRate:      integer("RELIEF_DISPATCH_RATE", 0, 0, 100000),
 		IntakeWriters:     integer("RELIEF_INTAKE_WRITERS", 4, 1, 64),
+		IntakeRate:        integer("RELIEF_INTAKE_RATE", 0, 0, 1000000),
 		SessionIdle:       duration("RELIEF_SESSION_IDLE", 30*time.Minute),
 		SessionAbsolute:   duration("RELIEF_SESSION_ABSOLUTE", 12*time.Hour),
 		SecureCookies:     boolean("RELIEF_SECURE_COOKIES"),

@@ -50,6 +50,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"RELIEF_ADDR":             {"RELIEF_ADDR", "8080"},
 		"RELIEF_MAX_INFLIGHT":     {"RELIEF_MAX_INFLIGHT", "0"},
 		"RELIEF_DISPATCH_RATE":    {"RELIEF_DISPATCH_RATE", "-1"},
+		"RELIEF_INTAKE_RATE":      {"RELIEF_INTAKE_RATE", "-5"},
+		"RELIEF_INTAKE_WRITERS":   {"RELIEF_INTAKE_WRITERS", "0"},
 		"RELIEF_LOG_LEVEL":        {"RELIEF_LOG_LEVEL", "loud"},
 		"RELIEF_SESSION_IDLE":     {"RELIEF_SESSION_IDLE", "soon"},
 		"RELIEF_SECURE_COOKIES":   {"RELIEF_SECURE_COOKIES", "yes please"},
