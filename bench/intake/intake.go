@@ -120,9 +120,10 @@ func (r *results) example(status int, body []byte) {
 
 type intakeRun struct {
 	opts        *options
-	client      *http.Client
-	base        string // server base URL, no trailing slash
-	claimsURL   string
+	client      *http.Client       // set-up calls
+	raw         *loadgen.RawClient // the claims
+	base        string             // server base URL, no trailing slash
+	claimsPath  string             // request target of POST /api/v1/claims
 	bodies      *claimBodies
 	keys        *idemKeys
 	runID       string
@@ -130,6 +131,11 @@ type intakeRun struct {
 	perMerchant int
 	res         *results
 	acceptedIDs [][16]byte // distinct ids of accepted claims, after the run
+	// Connections the claim client opened during the load, and claims it
+	// sent again on a fresh connection because a kept-alive one had been
+	// closed by the server before answering (same key and body; net/http
+	// did the same, uncounted).
+	dials, resends int
 }
 
 // preflight fails when nothing listens at the URL and warns when /readyz
@@ -161,31 +167,29 @@ func (r *intakeRun) checkProgram(ctx context.Context, w io.Writer) {
 	}
 }
 
-var jsonHeader = []string{"application/json"}
+// rawResponses recycles answer buffers between claims.
+var rawResponses = sync.Pool{New: func() any { return new(loadgen.RawResponse) }}
 
 // attempt sends claim i once. It is the loadgen.Func of the run.
 func (r *intakeRun) attempt(ctx context.Context, i, attempt int) loadgen.Outcome {
 	m := &r.merchants[min(i/r.perMerchant, len(r.merchants)-1)]
-	rctx, cancel := context.WithTimeout(ctx, r.opts.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, r.claimsURL, bytes.NewReader(r.bodies.body(i)))
-	if err != nil {
-		panic(err) // the URL was validated before the run
-	}
-	req.Header = http.Header{
-		"Content-Type":    jsonHeader,
-		"Accept":          jsonHeader,
-		"Idempotency-Key": {r.keys.key(i)},
-		"Cookie":          {m.cookie},
-	}
+	resp := rawResponses.Get().(*loadgen.RawResponse)
+	defer rawResponses.Put(resp)
+	// The request net/http sent before, byte for byte: the client writes
+	// Host, User-Agent and Content-Length, then these fields in the sorted
+	// order net/http uses. r.raw enforces -timeout.
+	err := r.raw.Do(ctx, &loadgen.RawRequest{
+		Method: http.MethodPost,
+		Target: r.claimsPath,
+		Header: []loadgen.RawHeader{
+			{Name: "Accept", Value: "application/json"},
+			{Name: "Content-Type", Value: "application/json"},
+			{Name: "Cookie", Value: m.cookie},
+			{Name: "Idempotency-Key", Value: r.keys.key(i)},
+		},
+		Body: r.bodies.body(i),
+	}, resp)
 	res := r.res
-	resp, err := r.client.Do(req)
-	var data []byte
-	if err == nil {
-		data, err = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
-		resp.Body.Close()
-	}
 	if err != nil {
 		if ctx.Err() != nil { // the duration cap or an interrupt, not the server
 			return loadgen.Outcome{Aborted: true}
@@ -197,6 +201,7 @@ func (r *intakeRun) attempt(ctx context.Context, i, attempt int) loadgen.Outcome
 		}
 		return loadgen.Outcome{}
 	}
+	data := resp.Body // valid until resp goes back to the pool
 	res.answered.Add(1)
 	res.status[i] = int16(min(resp.StatusCode, 999))
 	switch resp.StatusCode {
@@ -235,7 +240,7 @@ func (r *intakeRun) attempt(ctx context.Context, i, attempt int) loadgen.Outcome
 		res.seen429.Add(1)
 		res.example(resp.StatusCode, data)
 		if r.opts.retry {
-			return loadgen.Outcome{Retry: true, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+			return loadgen.Outcome{Retry: true, RetryAfter: retryAfter(resp.RetryAfter, time.Now())}
 		}
 	default:
 		res.example(resp.StatusCode, data)
@@ -261,12 +266,32 @@ func (r *intakeRun) load(ctx context.Context, w io.Writer) *loadgen.Report {
 			}
 		}
 	}()
-	return loadgen.Run(ctx, loadgen.Config{
+	before := r.raw.Stats()
+	rep := loadgen.Run(ctx, loadgen.Config{
 		N:           r.opts.n,
 		Rate:        r.opts.rate,
 		Concurrency: r.opts.concurrency,
 		Duration:    r.opts.duration,
 	}, r.attempt)
+	after := r.raw.Stats()
+	r.dials, r.resends = int(after.Dials-before.Dials), int(after.Resends-before.Resends)
+	return rep
+}
+
+// claimsTarget is the request target of the claims endpoint under base, as
+// net/http put it on the request line.
+func claimsTarget(base string) string {
+	u, err := url.Parse(base + "/api/v1/claims")
+	if err != nil {
+		panic(err) // base passed loadgen.CheckLoopbackURL
+	}
+	return u.RequestURI()
+}
+
+// newClaimClient is the lean HTTP/1.1 client the claims go through: one
+// connection per request in flight at most, -timeout per request.
+func newClaimClient(base string, concurrency int, timeout time.Duration) (*loadgen.RawClient, error) {
+	return loadgen.NewRawClient(base, loadgen.RawClientConfig{MaxConns: concurrency, Timeout: timeout})
 }
 
 // latencyMS is a latency summary in milliseconds.
@@ -329,6 +354,8 @@ type summary struct {
 	MaxStartLagMS float64 `json:"max_start_lag_ms"`
 	LateStarts    int     `json:"late_starts"`
 	MaxInFlight   int     `json:"max_in_flight"`
+	ConnsOpened   int     `json:"connections_opened"`
+	StaleResends  int     `json:"stale_connection_resends"`
 
 	Check          *checkResult   `json:"check,omitempty"`
 	Pgbench        *pgbenchResult `json:"pgbench,omitempty"`
@@ -349,6 +376,7 @@ func (r *intakeRun) summarizeLoad(rep *loadgen.Report, s *summary) {
 	s.ElapsedSeconds = rep.Elapsed.Seconds()
 	s.MaxStartLagMS = float64(rep.MaxStartLag.Microseconds()) / 1000
 	s.LateStarts, s.MaxInFlight = rep.LateStarts, rep.MaxInFlight
+	s.ConnsOpened, s.StaleResends = r.dials, r.resends
 	s.StatusCounts = map[string]int{}
 	s.TransportErrors = map[string]int{}
 
@@ -463,6 +491,10 @@ func printLoad(w io.Writer, s *summary) {
 		s.MaxInFlight, fmtMS(s.MaxStartLagMS), s.LateStarts)
 	if s.MaxInFlight >= s.Concurrency {
 		fmt.Fprint(w, " (in-flight cap reached)")
+	}
+	fmt.Fprintf(w, ", %d connections opened", s.ConnsOpened)
+	if s.StaleResends > 0 {
+		fmt.Fprintf(w, ", %d claims resent after a kept-alive connection closed unanswered", s.StaleResends)
 	}
 	fmt.Fprintln(w)
 	if s.CapReached {

@@ -1,21 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/relief/relief/bench/internal/loadgen"
 )
 
 func TestBRNCheckDigitKnownValue(t *testing.T) {
@@ -508,6 +513,9 @@ func TestEndToEndAgainstFakeServer(t *testing.T) {
 		s.LatencyAccepted.Max < s.LatencyAccepted.P999 || s.AcceptedPerSec <= 0 {
 		t.Fatalf("latency %+v rate %v", s.LatencyAccepted, s.AcceptedPerSec)
 	}
+	if s.ConnsOpened < 1 || s.ConnsOpened > 32 || s.StaleResends != 0 || !strings.Contains(human, "connections opened") {
+		t.Fatalf("%d connections opened for 32 in flight, %d resends", s.ConnsOpened, s.StaleResends)
+	}
 	if s.NextBRNOffset != 5450 {
 		t.Fatalf("next offset %d", s.NextBRNOffset)
 	}
@@ -546,6 +554,105 @@ func TestThrottledWithAndWithoutRetry(t *testing.T) {
 	}
 }
 
+func TestReplayEvery(t *testing.T) {
+	f := newFake()
+	f.throttle = func(attempt int) bool { return attempt == 1 } // one 429 per key first
+	code, s, human := runAgainst(t, f, "-n", "60", "-rate", "2000", "-concurrency", "8", "-retry", "-replay-every", "4")
+	if code != 0 || s.Accepted != 60 || s.Replays != 15 || s.ReplayMismatch != 0 || s.Responses429 != 60 || s.Retries != 60+15 || f.claims != 60 {
+		t.Fatalf("exit %d, accepted %d, replays %d (mismatch %d), 429s %d, retries %d, stored %d\n%s",
+			code, s.Accepted, s.Replays, s.ReplayMismatch, s.Responses429, s.Retries, f.claims, human)
+	}
+}
+
+// The claims go out through loadgen.RawClient; the server must see the same
+// bytes net/http sent for them before (same request line, header fields,
+// order and body), so results stay comparable with earlier runs.
+func TestClaimRequestMatchesNetHTTP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 4)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					var req bytes.Buffer
+					n := 0
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						req.WriteString(line)
+						if v, ok := strings.CutPrefix(line, "Content-Length: "); ok {
+							n, _ = strconv.Atoi(strings.TrimSpace(v))
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					if _, err := io.CopyN(&req, br, int64(n)); err != nil {
+						return
+					}
+					got <- req.Bytes()
+					body := `{"id":"0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","receipt_no":"R-1","status":"received"}`
+					fmt.Fprintf(conn, "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				}
+			}()
+		}
+	}()
+	base := "http://" + ln.Addr().String() + "/pre%20fix"
+	raw, err := newClaimClient(base, 2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.CloseIdle()
+	brns, _, _ := makeBRNs(3, 42, nil)
+	seed := idemKeys{1, 2, 3}
+	r := &intakeRun{opts: &options{n: 3, timeout: 5 * time.Second}, raw: raw, claimsPath: claimsTarget(base),
+		bodies: newClaimBodies("KPOST-2025-NIRS", brns), keys: &seed, res: newResults(3), perMerchant: 3,
+		merchants: []merchant{{cookie: "relief_session=abc; lang=ko"}}}
+	if out := r.attempt(t.Context(), 2, 0); out != (loadgen.Outcome{}) || r.res.status[2] != 202 || r.res.ids[2] == ([16]byte{}) {
+		t.Fatalf("attempt: %+v, status %d, id %x", out, r.res.status[2], r.res.ids[2])
+	}
+	rawReq := <-got
+
+	// What intake sent through net/http before the raw client.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/api/v1/claims", bytes.NewReader(r.bodies.body(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = http.Header{
+		"Content-Type":    {"application/json"},
+		"Accept":          {"application/json"},
+		"Idempotency-Key": {r.keys.key(2)},
+		"Cookie":          {"relief_session=abc; lang=ko"},
+	}
+	hc := loadgen.NewClient(1)
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	httpReq := <-got
+	if !bytes.Equal(rawReq, httpReq) {
+		t.Fatalf("raw client sent\n%q\nnet/http sent\n%q", rawReq, httpReq)
+	}
+	if !bytes.HasPrefix(rawReq, []byte("POST /pre%20fix/api/v1/claims HTTP/1.1\r\n")) {
+		t.Fatalf("request line: %q", rawReq)
+	}
+}
+
 func TestDurationCapStopsTheRun(t *testing.T) {
 	f := newFake()
 	f.slow = 20 * time.Millisecond // 20ms per claim, 2 in flight: ~100 claims/s
@@ -570,8 +677,12 @@ func TestTransportErrorsCounted(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	// The claims endpoint of a closed server: set-up succeeds against srv, then
 	// we point the run at a dead port by hand.
+	raw, err := newClaimClient("http://127.0.0.1:1", 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := &intakeRun{opts: &options{n: 5, rate: 1000, concurrency: 2, duration: 5 * time.Second, timeout: time.Second},
-		claimsURL: "http://127.0.0.1:1/api/v1/claims", res: newResults(5), perMerchant: 5,
+		raw: raw, claimsPath: "/api/v1/claims", res: newResults(5), perMerchant: 5,
 		merchants: []merchant{{cookie: "x=y"}}, keys: &idemKeys{}}
 	brns, _, _ := makeBRNs(5, 0, nil)
 	r.bodies = newClaimBodies("P", brns)

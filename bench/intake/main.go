@@ -23,8 +23,13 @@
 //     single-row INSERTs/s with the machine's pgbench on the same database and
 //     prints the ratio of our accepted/s to it.
 //
+// Claims are sent with a lean HTTP/1.1 keep-alive client (loadgen.RawClient:
+// the calling goroutine writes and reads, no per-connection goroutines), so
+// the tool's own CPU does not starve the server it measures on the same
+// machine; set-up calls use net/http.
+//
 // The tool only sends load to loopback addresses (127.0.0.0/8, ::1,
-// localhost); any other -url is refused, and its dialer refuses to connect
+// localhost); any other -url is refused, and its dialers refuse to connect
 // anywhere else. It always ends by itself: set-up within -setup-timeout, the
 // load within -duration (claims in flight at the cap are cancelled and
 // reported), the workflow wait within -wait, pgbench within -pgbench-seconds
@@ -244,16 +249,23 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "intake:", err)
 		return 2
 	}
+	raw, err := newClaimClient(base.String(), o.concurrency, o.timeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "intake:", err)
+		return 2
+	}
+	defer raw.CloseIdle()
 	var seed idemKeys
 	_, _ = rand.Read(seed[:])
 	r := &intakeRun{
-		opts:      o,
-		client:    loadgen.NewClient(o.concurrency),
-		base:      base.String(),
-		claimsURL: base.String() + "/api/v1/claims",
-		bodies:    newClaimBodies(o.program, brns),
-		keys:      &seed,
-		runID:     newRunID(),
+		opts:       o,
+		client:     loadgen.NewClient(o.concurrency),
+		raw:        raw,
+		base:       base.String(),
+		claimsPath: claimsTarget(base.String()),
+		bodies:     newClaimBodies(o.program, brns),
+		keys:       &seed,
+		runID:      newRunID(),
 	}
 	r.res = newResults(o.n)
 	if o.replayEvery > 0 {

@@ -163,7 +163,8 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 // scenarioEnv is what the phases of one invocation share.
 type scenarioEnv struct {
 	o         *scenarioOptions
-	client    *http.Client
+	client    *http.Client       // set-up calls
+	raw       *loadgen.RawClient // the claims, shared by the phases
 	base      string
 	runID     string
 	merchants []merchant
@@ -229,7 +230,13 @@ func runScenario(args []string, getenv func(string) string, stdout, stderr io.Wr
 		<-ctx.Done()
 		stop()
 	}()
-	e := &scenarioEnv{o: o, client: loadgen.NewClient(o.concurrency), base: base.String(), runID: newRunID(), human: stdout, stderr: stderr}
+	raw, err := newClaimClient(base.String(), o.concurrency, o.timeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "intake:", err)
+		return 2
+	}
+	defer raw.CloseIdle()
+	e := &scenarioEnv{o: o, client: loadgen.NewClient(o.concurrency), raw: raw, base: base.String(), runID: newRunID(), human: stdout, stderr: stderr}
 	if o.json {
 		e.human = stderr
 	}
@@ -431,7 +438,7 @@ func (e *scenarioEnv) runPhase(ctx context.Context, p phase) *phaseReport {
 	_, _ = rand.Read(seed[:])
 	opts := &options{n: n, rate: p.rate, duration: capDur, concurrency: o.concurrency, timeout: o.timeout, program: o.program,
 		retry: p.retry, replayEvery: p.replayEvery, claimsPerMerchant: o.claimsPerMerchant}
-	r := &intakeRun{opts: opts, client: e.client, base: e.base, claimsURL: e.base + "/api/v1/claims",
+	r := &intakeRun{opts: opts, client: e.client, raw: e.raw, base: e.base, claimsPath: claimsTarget(e.base),
 		bodies: newClaimBodies(o.program, brns), keys: &seed, runID: e.runID, merchants: e.merchants, perMerchant: o.claimsPerMerchant}
 	r.res = newResults(n)
 	if p.replayEvery > 0 {
