@@ -35,14 +35,17 @@ import (
 const claimBatchMax = 64
 
 // DefaultIntakeWriters is how many group statements run at once when
-// Store.IntakeWriters is zero: enough to overlap one group's commit flush with
-// the next group's work on a small machine, few enough that groups form.
-const DefaultIntakeWriters = 4
+// Store.IntakeWriters is zero. One, with intakeLinger, makes the largest
+// groups; measured on 2 cores it carried more claims per second at a lower
+// p99 than 2 or 4. A larger database server may want more
+// (RELIEF_INTAKE_WRITERS); every web replica has its own writers.
+const DefaultIntakeWriters = 1
 
 type claimBatcher struct {
 	mu      sync.Mutex
 	queue   []*claimRow
 	running int
+	busy    bool // the last group held several claims: claims are arriving in numbers
 
 	groups, grouped atomic.Int64 // statements that wrote several claims, and those claims
 }
@@ -78,9 +81,18 @@ func (st *intakeState) write(ctx context.Context, s *Store, r *claimRow) ([]byte
 	}
 }
 
+// intakeLinger is how long a writer waits for a group to grow while claims
+// are arriving in numbers (its previous group held several). A group
+// statement costs ~0.8 ms whatever its size plus ~0.2 ms per claim (measured:
+// 1.2 ms for 1 claim, 2.0 ms for 4, 4.4 ms for 16), so at a thousand claims a
+// second a few milliseconds of waiting halve the database's work per claim;
+// a lone claim in a quiet moment never waits.
+const intakeLinger = 3 * time.Millisecond
+
 // drain writes queued claims group by group until the queue is empty, then
 // exits (no goroutine outlives the work).
 func (b *claimBatcher) drain(s *Store) {
+	lingered := false
 	for {
 		b.mu.Lock()
 		if len(b.queue) == 0 {
@@ -88,7 +100,15 @@ func (b *claimBatcher) drain(s *Store) {
 			b.mu.Unlock()
 			return
 		}
+		if !lingered && b.busy && len(b.queue) < claimBatchMax/4 {
+			b.mu.Unlock()
+			lingered = true
+			time.Sleep(intakeLinger)
+			continue
+		}
+		lingered = false
 		n := min(len(b.queue), claimBatchMax)
+		b.busy = n > 1
 		group := make([]*claimRow, n)
 		copy(group, b.queue)
 		rest := copy(b.queue, b.queue[n:])
