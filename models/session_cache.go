@@ -42,7 +42,8 @@ type sessionCache struct {
 	live    bool // the listener is connected: caching is allowed
 	epoch   uint64
 	entries map[[32]byte]cachedSession
-	byUser  map[uuid.UUID][][32]byte
+	byUser  map[uuid.UUID]map[[32]byte]struct{} // the cached tokens of each user, for eviction by user
+	indexed int                                 // tokens in byUser (they may outlive their entries)
 
 	hits, misses atomic.Int64
 }
@@ -57,9 +58,13 @@ type cachedSession struct {
 func (c *sessionCache) lookup(h [32]byte, now time.Time, idle time.Duration) (*User, time.Time, bool) {
 	c.mu.Lock()
 	e, ok := c.entries[h]
+	stale := ok && (now.Sub(e.fetched) >= SessionCacheTTL || now.Before(e.fetched) ||
+		!now.Before(e.expires) || now.Sub(e.lastSeen) >= idle)
+	if stale {
+		delete(c.entries, h) // the caller reads it again (and fills it anew if it is still valid)
+	}
 	c.mu.Unlock()
-	if !ok || now.Sub(e.fetched) >= SessionCacheTTL || now.Before(e.fetched) ||
-		!now.Before(e.expires) || now.Sub(e.lastSeen) >= idle {
+	if !ok || stale {
 		c.misses.Add(1)
 		return nil, time.Time{}, false
 	}
@@ -82,15 +87,21 @@ func (c *sessionCache) fill(h [32]byte, epoch uint64, e cachedSession) {
 	if !c.live || c.epoch != epoch {
 		return
 	}
-	if len(c.entries) >= sessionCacheMax {
-		c.entries, c.byUser = nil, nil
+	if len(c.entries) >= sessionCacheMax || c.indexed >= 2*sessionCacheMax {
+		c.entries, c.byUser, c.indexed = nil, nil, 0
 	}
 	if c.entries == nil {
 		c.entries = map[[32]byte]cachedSession{}
-		c.byUser = map[uuid.UUID][][32]byte{}
+		c.byUser = map[uuid.UUID]map[[32]byte]struct{}{}
 	}
-	if _, had := c.entries[h]; !had {
-		c.byUser[e.user.ID] = append(c.byUser[e.user.ID], h)
+	tokens := c.byUser[e.user.ID]
+	if tokens == nil {
+		tokens = map[[32]byte]struct{}{}
+		c.byUser[e.user.ID] = tokens
+	}
+	if _, had := tokens[h]; !had {
+		tokens[h] = struct{}{}
+		c.indexed++
 	}
 	c.entries[h] = e
 }
@@ -108,9 +119,10 @@ func (c *sessionCache) forgetUsers(ids ...uuid.UUID) {
 	defer c.mu.Unlock()
 	c.epoch++
 	for _, id := range ids {
-		for _, h := range c.byUser[id] {
+		for h := range c.byUser[id] {
 			delete(c.entries, h)
 		}
+		c.indexed -= len(c.byUser[id])
 		delete(c.byUser, id)
 	}
 }
@@ -119,7 +131,7 @@ func (c *sessionCache) forgetAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
-	c.entries, c.byUser = nil, nil
+	c.entries, c.byUser, c.indexed = nil, nil, 0
 }
 
 // setLive turns caching on (listener connected) or off (and empties it).
@@ -128,7 +140,7 @@ func (c *sessionCache) setLive(live bool) {
 	defer c.mu.Unlock()
 	c.epoch++
 	c.live = live
-	c.entries, c.byUser = nil, nil
+	c.entries, c.byUser, c.indexed = nil, nil, 0
 }
 
 // apply evicts what a notification names.

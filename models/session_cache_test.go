@@ -64,8 +64,10 @@ func TestSessionCacheEvictedByOtherProcesses(t *testing.T) {
 	m := merchantOf(t, s)
 	tok := login(t, s, m)
 	alive := func() bool { _, err := s.SessionUser(ctx, tok, time.Hour); return err == nil }
-	if !alive() || !alive() {
-		t.Fatal("fresh session refused")
+	for range 2 { // the second lookup is answered from the cache
+		if !alive() {
+			t.Fatal("fresh session refused")
+		}
 	}
 	// Logout on another web process.
 	if err := other.DeleteSession(ctx, tok); err != nil {
