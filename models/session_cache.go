@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"crypto/sha256"
 	"log/slog"
 	"strings"
 	"sync"
@@ -176,42 +175,13 @@ func (s *Store) CachedSessions() int {
 
 // WatchSessions lets this process cache session lookups, keeping the cache
 // in step with the database through SessionsChannel, until ctx ends. On a
-// lost connection the cache is emptied and off until the listener is back.
+// lost connection the cache is emptied and off until the listener is back:
+// caching starts only once LISTEN is in place, so that every change from
+// then on is notified.
 func (s *Store) WatchSessions(ctx context.Context, log *slog.Logger) {
-	defer s.sessions.setLive(false)
-	for ctx.Err() == nil {
-		err := s.listenSessions(ctx)
+	s.Listen(ctx, SessionsChannel, func() { s.sessions.setLive(true) }, s.sessions.apply, func(err error) {
 		s.sessions.setLive(false)
-		if ctx.Err() != nil {
-			return
-		}
 		log.Warn("session cache off: listener lost, reconnecting", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
-	}
+	})
+	s.sessions.setLive(false)
 }
-
-func (s *Store) listenSessions(ctx context.Context) error {
-	conn, err := s.Pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+SessionsChannel); err != nil {
-		return err
-	}
-	// From here on every change is notified on this connection, so what is
-	// read from now on can be cached.
-	s.sessions.setLive(true)
-	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		s.sessions.apply(n.Payload)
-	}
-}
-
-func tokenDigest(token string) [32]byte { return sha256.Sum256([]byte(token)) }

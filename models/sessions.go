@@ -34,10 +34,11 @@ func tokenHash(token string) []byte {
 func (s *Store) CreateSession(ctx context.Context, userID uuid.UUID, token, previous string, absolute time.Duration) error {
 	now := s.Now()
 	if previous != "" {
-		if _, err := s.Pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash(previous)); err != nil {
+		old := tokenHash(previous)
+		if _, err := s.Pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, old); err != nil {
 			return err
 		}
-		s.sessions.forgetToken(tokenDigest(previous))
+		s.sessions.forgetToken([32]byte(old))
 	}
 	_, err := s.Pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at) VALUES ($1,$2,$3,$3,$4)`,
 		tokenHash(token), userID, now, now.Add(absolute))
@@ -60,7 +61,7 @@ func (s *Store) SessionUserUntil(ctx context.Context, token string, idle time.Du
 		return nil, time.Time{}, ErrNotFound
 	}
 	now := s.Now()
-	digest := tokenDigest(token)
+	digest := [32]byte(tokenHash(token))
 	if u, until, ok := s.sessions.lookup(digest, now, idle); ok {
 		return u, until, nil
 	}
@@ -78,7 +79,7 @@ func (s *Store) SessionUserUntil(ctx context.Context, token string, idle time.Du
 		return nil, time.Time{}, err
 	}
 	if now.Sub(lastSeen) > time.Minute {
-		if _, err := s.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1`, tokenHash(token), now); err != nil {
+		if _, err := s.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1`, digest[:], now); err != nil {
 			return nil, time.Time{}, err
 		}
 		lastSeen = now
@@ -98,7 +99,8 @@ func minTime(a, b time.Time) time.Time {
 
 // DeleteSession ends a session server-side (logout).
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
-	_, err := s.Pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash(token))
-	s.sessions.forgetToken(tokenDigest(token)) // even on error: the outcome may be unknown
+	h := tokenHash(token)
+	_, err := s.Pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, h)
+	s.sessions.forgetToken([32]byte(h)) // even on error: the outcome may be unknown
 	return err
 }

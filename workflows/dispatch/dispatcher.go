@@ -61,7 +61,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.Batch = min(d.Batch, d.Rate) // a transaction holds its rows about a second
 	}
 	wake := make(chan struct{}, 1)
-	go d.listen(ctx, wake)
+	// NOTIFYs are wake-ups; while the listener is lost the poll keeps going.
+	go d.Store.Listen(ctx, models.OutboxChannel, nil, func(string) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}, func(err error) { d.Log.Debug("outbox listener reconnecting", "err", err) })
 	for {
 		n, err := d.Store.DispatchOutbox(ctx, d.Batch, d.deliver)
 		if err != nil && ctx.Err() == nil {
@@ -75,40 +81,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return nil
 		case <-wake:
 		case <-time.After(d.Poll):
-		}
-	}
-}
-
-// listen turns NOTIFYs into wake-ups; on any error it reconnects after a pause
-// (the poll keeps the dispatcher going meanwhile).
-func (d *Dispatcher) listen(ctx context.Context, wake chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := d.Store.Pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, "LISTEN "+models.OutboxChannel); err != nil {
-				return err
-			}
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					return err
-				}
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		d.Log.Debug("outbox listener reconnecting", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
 		}
 	}
 }
