@@ -288,10 +288,16 @@ func claimsTarget(base string) string {
 	return u.RequestURI()
 }
 
-// newClaimClient is the lean HTTP/1.1 client the claims go through: one
-// connection per request in flight at most, -timeout per request.
-func newClaimClient(base string, concurrency int, timeout time.Duration) (*loadgen.RawClient, error) {
-	return loadgen.NewRawClient(base, loadgen.RawClientConfig{MaxConns: concurrency, Timeout: timeout})
+// openTarget checks that -url is loopback and returns its base URL and the
+// lean HTTP/1.1 client the claims go through: one connection per request in
+// flight at most, -timeout per request.
+func openTarget(rawURL string, concurrency int, timeout time.Duration) (string, *loadgen.RawClient, error) {
+	base, err := loadgen.CheckLoopbackURL(rawURL)
+	if err != nil {
+		return "", nil, err
+	}
+	raw, err := loadgen.NewRawClient(base.String(), loadgen.RawClientConfig{MaxConns: concurrency, Timeout: timeout})
+	return base.String(), raw, err
 }
 
 // latencyMS is a latency summary in milliseconds.

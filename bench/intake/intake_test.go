@@ -610,7 +610,7 @@ func TestClaimRequestMatchesNetHTTP(t *testing.T) {
 		}
 	}()
 	base := "http://" + ln.Addr().String() + "/pre%20fix"
-	raw, err := newClaimClient(base, 2, 5*time.Second)
+	_, raw, err := openTarget(base, 2, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -677,7 +677,7 @@ func TestTransportErrorsCounted(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	// The claims endpoint of a closed server: set-up succeeds against srv, then
 	// we point the run at a dead port by hand.
-	raw, err := newClaimClient("http://127.0.0.1:1", 2, time.Second)
+	_, raw, err := openTarget("http://127.0.0.1:1", 2, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

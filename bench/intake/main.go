@@ -227,11 +227,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "intake:", err)
 		return 2
 	}
-	base, err := loadgen.CheckLoopbackURL(o.url)
+	base, raw, err := openTarget(o.url, o.concurrency, o.timeout)
 	if err != nil {
 		fmt.Fprintln(stderr, "intake:", err)
 		return 2
 	}
+	defer raw.CloseIdle()
 	human := stdout
 	if o.json {
 		human = stderr
@@ -249,20 +250,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "intake:", err)
 		return 2
 	}
-	raw, err := newClaimClient(base.String(), o.concurrency, o.timeout)
-	if err != nil {
-		fmt.Fprintln(stderr, "intake:", err)
-		return 2
-	}
-	defer raw.CloseIdle()
 	var seed idemKeys
 	_, _ = rand.Read(seed[:])
 	r := &intakeRun{
 		opts:       o,
 		client:     loadgen.NewClient(o.concurrency),
 		raw:        raw,
-		base:       base.String(),
-		claimsPath: claimsTarget(base.String()),
+		base:       base,
+		claimsPath: claimsTarget(base),
 		bodies:     newClaimBodies(o.program, brns),
 		keys:       &seed,
 		runID:      newRunID(),
@@ -273,7 +268,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 
 	sum := &summary{
-		URL: base.String(), Program: o.program, Claims: o.n, OfferedRate: o.rate,
+		URL: base, Program: o.program, Claims: o.n, OfferedRate: o.rate,
 		Concurrency: o.concurrency, DurationCap: o.duration.String(), Retry: o.retry,
 		BRNOffset: o.brnOffset, NextBRNOffset: nextOffset, Failures: []string{},
 	}
@@ -289,7 +284,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	k := (offerable + o.claimsPerMerchant - 1) / o.claimsPerMerchant
 	sctx, cancel := context.WithTimeout(ctx, o.setupTimeout)
 	t0 := time.Now()
-	r.merchants, err = setupMerchants(sctx, r.client, base.String(), r.runID, k)
+	r.merchants, err = setupMerchants(sctx, r.client, base, r.runID, k)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(stderr, "intake: set-up:", err)

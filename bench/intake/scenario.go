@@ -223,24 +223,19 @@ func runScenario(args []string, getenv func(string) string, stdout, stderr io.Wr
 		fmt.Fprintln(stderr, "intake:", err)
 		return 2
 	}
-	base, err := loadgen.CheckLoopbackURL(o.url)
+	base, raw, err := openTarget(o.url, o.concurrency, o.timeout)
 	if err != nil {
 		fmt.Fprintln(stderr, "intake:", err)
 		return 2
 	}
+	defer raw.CloseIdle()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		stop()
 	}()
-	raw, err := newClaimClient(base.String(), o.concurrency, o.timeout)
-	if err != nil {
-		fmt.Fprintln(stderr, "intake:", err)
-		return 2
-	}
-	defer raw.CloseIdle()
-	e := &scenarioEnv{o: o, client: loadgen.NewClient(o.concurrency), raw: raw, base: base.String(), runID: newRunID(), human: stdout, stderr: stderr}
+	e := &scenarioEnv{o: o, client: loadgen.NewClient(o.concurrency), raw: raw, base: base, runID: newRunID(), human: stdout, stderr: stderr}
 	if o.json {
 		e.human = stderr
 	}
@@ -546,12 +541,18 @@ func (e *scenarioEnv) ramp(ctx context.Context, rep *scenarioReport) (float64, [
 	o := e.o
 	var ids [][16]byte
 	best, worst := 0.0, 0.0
-	step := func(rate float64) bool {
-		rate = math.Round(rate)
-		p := e.runPhase(ctx, phase{name: fmt.Sprintf("ramp %.0f/s", rate), rate: rate, duration: o.step})
-		e.judgeStep(p)
+	// run offers one phase of the ramp; its claims go through the
+	// correctness check whether or not the phase is judged.
+	run := func(name string, rate float64, d time.Duration) *phaseReport {
+		p := e.runPhase(ctx, phase{name: name, rate: rate, duration: d})
 		rep.Phases = append(rep.Phases, p)
 		ids = append(ids, p.ids...)
+		return p
+	}
+	step := func(rate float64) bool {
+		rate = math.Round(rate)
+		p := run(fmt.Sprintf("ramp %.0f/s", rate), rate, o.step)
+		e.judgeStep(p)
 		verdict := "PASS"
 		if !p.Pass {
 			verdict = "miss: " + strings.Join(p.Problems, "; ")
@@ -562,12 +563,9 @@ func (e *scenarioEnv) ramp(ctx context.Context, rep *scenarioReport) (float64, [
 	}
 	if o.warmup > 0 && ctx.Err() == nil {
 		// A server just started opens its database connections and fills its
-		// caches under the first load; that is not its capacity. The claims
-		// still go through the correctness check.
+		// caches under the first load; that is not its capacity.
 		rate := math.Max(1, math.Round(o.rampStart/2))
-		p := e.runPhase(ctx, phase{name: fmt.Sprintf("ramp warm-up %.0f/s", rate), rate: rate, duration: o.warmup})
-		rep.Phases = append(rep.Phases, p)
-		ids = append(ids, p.ids...)
+		run(fmt.Sprintf("ramp warm-up %.0f/s", rate), rate, o.warmup)
 		fmt.Fprintf(e.human, "  warm-up      %.0f/s for %s, not judged\n", rate, o.warmup)
 		e.sleep(ctx, o.pause)
 	}
