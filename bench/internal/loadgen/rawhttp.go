@@ -27,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // RawHeader is one request header field, written as "Name: Value".
@@ -239,34 +241,21 @@ func (c *RawClient) Do(ctx context.Context, req *RawRequest, resp *RawResponse) 
 
 // ErrInvalidRequest is returned (wrapped) for a request that cannot be
 // written as is: a method, target or header name that is not a single token,
-// or a value with a line break (header injection). Nothing is sent.
+// or a value with a control character such as a line break (header
+// injection), by the rules net/http applies. Nothing is sent.
 var ErrInvalidRequest = errors.New("invalid request")
 
 func checkRequest(req *RawRequest) error {
-	if !isToken(req.Method) || strings.ContainsAny(req.Target, " \r\n") || (req.Target != "" && req.Target[0] != '/') {
+	if !httpguts.ValidHeaderFieldName(req.Method) || strings.ContainsAny(req.Target, " \r\n") || (req.Target != "" && req.Target[0] != '/') {
 		// strconv.Quote copies: req's fields must not escape.
 		return fmt.Errorf("%w: method %s, target %s", ErrInvalidRequest, strconv.Quote(req.Method), strconv.Quote(req.Target))
 	}
 	for _, h := range req.Header {
-		if !isToken(h.Name) || strings.IndexByte(h.Value, '\n') >= 0 || strings.IndexByte(h.Value, '\r') >= 0 {
+		if !httpguts.ValidHeaderFieldName(h.Name) || !httpguts.ValidHeaderFieldValue(h.Value) {
 			return fmt.Errorf("%w: header field %s", ErrInvalidRequest, strconv.Quote(h.Name))
 		}
 	}
 	return nil
-}
-
-// isToken accepts a non-empty string of visible ASCII without separators
-// that matter here (a simplification of RFC 9110's token).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		if b := s[i]; b <= ' ' || b >= 0x7f || b == ':' || b == '(' || b == ')' || b == '"' || b == ',' || b == ';' || b == '/' {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *RawClient) fail(ctx context.Context, req *RawRequest, err error) error {
