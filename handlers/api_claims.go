@@ -97,45 +97,16 @@ func (s *Server) apiCorrectBank(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	body, err := readBody(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	var in models.BankInput
-	if err := decodeJSON(body, &in); err != nil {
-		s.fail(c, err)
-		return
-	}
 	v := currentUser(c)
-	run := func(tx pgx.Tx) (int, []byte, error) {
-		view, _, err := s.Store.CorrectClaimBank(c, tx, v, id, in, c.ClientIP())
-		if err != nil {
-			return 0, nil, err
-		}
-		out, err := json.Marshal(gin.H{"bank": view})
-		return http.StatusOK, out, err
-	}
-	var status int
-	var out []byte
-	if key != "" {
-		status, out, _, err = s.Store.Idempotent(c, "claim-bank:"+v.ID.String(), key,
-			models.RequestHash(c.Request.Method, c.Request.URL.Path, body), run)
-	} else {
-		err = s.Store.InTx(c, func(tx pgx.Tx) error {
-			var err error
-			status, out, err = run(tx)
-			return err
-		})
-	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Data(status, "application/json; charset=utf-8", out)
+	apiCreate(s, c, func(in models.BankInput, key string, body []byte) (int, []byte, error) {
+		return inTxOnce(s, c, "claim-bank:"+v.ID.String(), key, models.RequestHash(c.Request.Method, c.Request.URL.Path, body),
+			func(tx pgx.Tx) (int, []byte, error) {
+				view, _, err := s.Store.CorrectClaimBank(c, tx, v, id, in, c.ClientIP())
+				if err != nil {
+					return 0, nil, err
+				}
+				out, err := json.Marshal(gin.H{"bank": view})
+				return http.StatusOK, out, err
+			})
+	})
 }

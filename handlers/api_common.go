@@ -39,9 +39,9 @@ func listJSON[T any](c *gin.Context, items []T, next string) {
 	c.JSON(http.StatusOK, gin.H{"items": items, "next_cursor": next})
 }
 
-// apiCreate answers a POST that creates something: the optional
-// Idempotency-Key and the JSON body, decoded into a T, go to create, whose
-// answer (JSON) is sent as it is.
+// apiCreate answers a POST that creates something (or a PUT that replaces
+// it): the optional Idempotency-Key and the JSON body, decoded into a T, go
+// to create, whose answer (JSON) is sent as it is.
 func apiCreate[T any](s *Server, c *gin.Context, create func(in T, key string, body []byte) (int, []byte, error)) {
 	key, err := idempotencyKey(c)
 	if err != nil {
@@ -67,17 +67,21 @@ func apiCreate[T any](s *Server, c *gin.Context, create func(in T, key string, b
 }
 
 // createOnce runs create in one transaction and answers 201 with what it
-// made, as JSON. With an Idempotency-Key, that answer is committed with it
-// (under scope) and a repeated key replays it.
+// made, as JSON, once per Idempotency-Key (see inTxOnce).
 func createOnce[T any](s *Server, c *gin.Context, scope, key string, reqHash []byte, create func(tx pgx.Tx) (T, error)) (int, []byte, error) {
-	run := func(tx pgx.Tx) (int, []byte, error) {
+	return inTxOnce(s, c, scope, key, reqHash, func(tx pgx.Tx) (int, []byte, error) {
 		made, err := create(tx)
 		if err != nil {
 			return 0, nil, err
 		}
 		out, err := json.Marshal(made)
 		return http.StatusCreated, out, err
-	}
+	})
+}
+
+// inTxOnce runs run in one transaction. With an Idempotency-Key, its answer
+// is committed with it (under scope) and a repeated key replays it.
+func inTxOnce(s *Server, c *gin.Context, scope, key string, reqHash []byte, run func(tx pgx.Tx) (int, []byte, error)) (int, []byte, error) {
 	if key != "" {
 		status, out, _, err := s.Store.Idempotent(c, scope, key, reqHash, run)
 		return status, out, err
