@@ -227,9 +227,7 @@ func (s *Store) InsertClaim(ctx context.Context, tx pgx.Tx, merchant *User, p *P
 		sealed.blindIndex, in.Bank.Holder, StatusReceived, now).Scan(&f.ReceiptNo)
 	if isUniqueViolation(err, "claims_program_code_brn_key") {
 		// The transaction is aborted; FileClaim names the existing claim afterwards.
-		e := Coded(ECONFLICT, "duplicate_claim", "a claim for this business number already exists in this program")
-		e.Data = map[string]any{"brn": brn.String()}
-		return nil, e
+		return nil, duplicateClaim(brn.String())
 	}
 	if err != nil {
 		return nil, err

@@ -60,6 +60,14 @@ func (s *Store) FileClaim(ctx context.Context, merchant *User, idemKey string, r
 	return 0, nil, domain
 }
 
+// duplicateClaim: the program already has a claim for brn (FileClaim names
+// it, or answers the replay when it was this request's).
+func duplicateClaim(brn string) *Error {
+	e := Coded(ECONFLICT, "duplicate_claim", "a claim for this business number already exists in this program")
+	e.Data = map[string]any{"brn": brn}
+	return e
+}
+
 // errIdemTaken: the idempotency row of this (scope, key) already exists.
 var errIdemTaken = errors.New("idempotency key taken")
 
@@ -133,9 +141,7 @@ func (s *Store) writeOne(ctx context.Context, r *claimRow) ([]byte, error) {
 	).Scan(&body)
 	switch {
 	case isUniqueViolation(err, "claims_program_code_brn_key"):
-		e := Coded(ECONFLICT, "duplicate_claim", "a claim for this business number already exists in this program")
-		e.Data = map[string]any{"brn": r.brn}
-		return nil, e
+		return nil, duplicateClaim(r.brn)
 	case isUniqueViolation(err, "idempotency_keys_pkey"):
 		return nil, errIdemTaken
 	case err != nil:

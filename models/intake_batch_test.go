@@ -202,3 +202,108 @@ func TestOutboxWakeFollowsEveryCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupSkipsTakenBRNsWithoutSplitting: resubmissions (a BRN that already
+// has a claim, under a new key or as a replay) ride in a group statement like
+// any other claim. The group is written by ONE statement, not split apart,
+// the resubmissions write nothing, and each gets the answer it would get
+// alone: duplicate_claim naming the claim, or the replayed response.
+func TestGroupSkipsTakenBRNsWithoutSplitting(t *testing.T) {
+	s := newStore(t)
+	s.IntakeWriters = 1
+	ctx := context.Background()
+	u := newMerchant(t, s, "dup@example.kr")
+	first := make([]models.Filed, 10)
+	for i := range first {
+		_, f, err := file(t, s, u, fmt.Sprint("first", i), validClaim(rules.ValidBRNFromSeed(8000+i).String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[i] = f
+	}
+
+	// Hold the writer on its next claim: its foreign-key check waits for
+	// this lock on the program row, while the claims below queue up behind it.
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM programs WHERE code = $1 FOR UPDATE`, models.DemoProgram); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, _, err := file(t, s, u, "blocker", validClaim(rules.ValidBRNFromSeed(8999).String())); err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, "the writer to wait for the lock", func() bool { return s.IntakeQueued() == 0 && count(t, s, `SELECT count(*) FROM pg_locks WHERE NOT granted`) > 0 })
+
+	type result struct {
+		status int
+		f      models.Filed
+		err    error
+	}
+	const n = 32
+	results := make([]result, n)
+	for i := range n {
+		key, brn := fmt.Sprint("second", i), rules.ValidBRNFromSeed(8100+i).String()
+		switch {
+		case i < 10: // a duplicate: the BRN of first[i] under a new key
+			brn = rules.ValidBRNFromSeed(8000 + i).String()
+		case i < 15: // a replay of first[i-10]: same key, same body
+			key, brn = fmt.Sprint("first", i-10), rules.ValidBRNFromSeed(8000+i-10).String()
+		case i == 31: // the same BRN as claim 30 of this group, another key
+			brn = rules.ValidBRNFromSeed(8100 + 30).String()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r result
+			r.status, r.f, r.err = file(t, s, u, key, validClaim(brn))
+			results[i] = r
+		}()
+	}
+	waitFor(t, "the group to queue", func() bool { return s.IntakeQueued() == n })
+	statements, grouped := s.IntakeGroups()
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	if st, cl := s.IntakeGroups(); st-statements != 1 || cl-grouped != n {
+		t.Fatalf("the group took %d statements carrying %d claims, want 1 carrying %d", st-statements, cl-grouped, n)
+	}
+	for i, r := range results {
+		switch {
+		case i < 10:
+			e, ok := r.err.(*models.Error)
+			if !ok || e.Code != "duplicate_claim" || e.Data["id"] != first[i].ID {
+				t.Errorf("duplicate %d: %v (%+v), want duplicate_claim naming %s", i, r.err, e, first[i].ID)
+			}
+		case i < 15:
+			if r.err != nil || r.status != http.StatusAccepted || r.f != first[i-10] {
+				t.Errorf("replay %d: %d %+v %v, want the first answer %+v", i, r.status, r.f, r.err, first[i-10])
+			}
+		case i >= 30: // one of the pair is written, the other names it
+			winner := results[30+31-i]
+			e, ok := r.err.(*models.Error)
+			if r.err == nil && winner.err == nil || r.err != nil && (!ok || e.Code != "duplicate_claim" || e.Data["id"] != winner.f.ID) {
+				t.Errorf("in-group pair, claim %d: %v, want one written and the other duplicate_claim naming it", i, r.err)
+			}
+		default:
+			if r.err != nil || r.status != http.StatusAccepted {
+				t.Errorf("claim %d: %d %v", i, r.status, r.err)
+			}
+		}
+	}
+	// 10 first + blocker + 16 new: the resubmissions wrote nothing at all.
+	for table, want := range map[string]int{"claims": 27, "claim_goods": 27, "claim_events": 27, "outbox": 27, "idempotency_keys": 27} {
+		if got := count(t, s, `SELECT count(*) FROM `+table); got != want {
+			t.Errorf("%s has %d rows, want %d", table, got, want)
+		}
+	}
+}
