@@ -240,7 +240,9 @@ func TestGroupSkipsTakenBRNsWithoutSplitting(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	waitFor(t, "the writer to wait for the lock", func() bool { return s.IntakeQueued() == 0 && count(t, s, `SELECT count(*) FROM pg_locks WHERE NOT granted`) > 0 })
+	waitFor(t, "the writer to wait for the lock", func() bool {
+		return s.IntakeQueued() == 0 && count(t, s, `SELECT count(*) FROM pg_locks WHERE NOT granted`) > 0
+	})
 
 	type result struct {
 		status int
