@@ -212,7 +212,7 @@ const OutboxClaimFiled = "claim.filed"
 // InsertClaim writes a claim, its goods, its first timeline entry and its outbox
 // row in tx, so an acknowledged claim always reaches its workflow.
 func (s *Store) InsertClaim(ctx context.Context, tx pgx.Tx, merchant *User, p *Program, brn rules.BRN, account string, in *ClaimInput) (*Filed, error) {
-	id := uuid.New()
+	id := newClaimID()
 	sealed := s.sealAccount(id, in.Bank.BankCode, account)
 	f := &Filed{ID: id, Status: StatusReceived}
 	now := s.Now()

@@ -89,7 +89,7 @@ func (s *Store) fileClaimOnce(ctx context.Context, merchant *User, scope, idemKe
 		return nil, err
 	}
 
-	id := uuid.New()
+	id := newClaimID()
 	sealed := s.sealAccount(id, in.Bank.BankCode, account)
 	row := &claimRow{id: id, program: p.Code, merchant: merchant.ID, brn: brn.String(), in: in, at: now,
 		scope: scope, key: idemKey, hash: reqHash, last4: sealed.last4, blindIndex: sealed.blindIndex,
@@ -265,4 +265,13 @@ func (st *intakeState) outboxKick(s *Store) {
 		defer cancel()
 		_, _ = s.Pool.Exec(ctx, `SELECT pg_notify($1, '')`, OutboxChannel)
 	})
+}
+
+// newClaimID returns a time-ordered (version 7) UUID. Claims are inserted in
+// time order, so their primary key and the goods and timeline keys that
+// start with it grow at their right edge instead of touching a random leaf
+// page per claim: fewer pages dirtied, far fewer full-page images in the WAL
+// after each checkpoint, and a hot set that stays in cache as the table grows.
+func newClaimID() uuid.UUID {
+	return uuid.Must(uuid.NewV7())
 }

@@ -309,3 +309,21 @@ func TestGroupSkipsTakenBRNsWithoutSplitting(t *testing.T) {
 		}
 	}
 }
+
+// Claim ids are time-ordered (UUID version 7), so claims filed one after
+// another land at the right edge of the primary key.
+func TestClaimIDsAreTimeOrdered(t *testing.T) {
+	s := newStore(t)
+	u := newMerchant(t, s, "v7@example.kr")
+	var prev uuid.UUID
+	for i := range 5 {
+		_, f, err := file(t, s, u, fmt.Sprint("v7-", i), validClaim(rules.ValidBRNFromSeed(9100+i).String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.ID.Version() != 7 || f.ID.String() <= prev.String() {
+			t.Fatalf("claim %d id %s (version %d) after %s: not time-ordered", i, f.ID, f.ID.Version(), prev)
+		}
+		prev = f.ID
+	}
+}
