@@ -236,6 +236,19 @@ func (r *intakeRun) attempt(ctx context.Context, i, attempt int) loadgen.Outcome
 		}
 		res.ids[i] = id
 		res.accepted.Add(1)
+	case http.StatusConflict:
+		// A resubmission: the claim the server names is kept for the check
+		// that it is the one filed first (the resubmit scenario).
+		var dup struct {
+			Error struct {
+				Code string `json:"code"`
+				ID   string `json:"id"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(data, &dup) == nil && dup.Error.Code == "duplicate_claim" {
+			res.ids[i], _ = parseUUID(dup.Error.ID)
+		}
+		res.example(resp.StatusCode, data)
 	case http.StatusTooManyRequests:
 		res.seen429.Add(1)
 		res.example(resp.StatusCode, data)

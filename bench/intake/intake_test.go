@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relief/relief/bench/internal/loadgen"
+	"github.com/relief/relief/models/pgtest"
 )
 
 func TestBRNCheckDigitKnownValue(t *testing.T) {
@@ -352,7 +353,8 @@ type fakeRelief struct {
 	users     map[string]string // email → password
 	sessions  map[string]string // cookie value → email
 	byKey     map[string]string // merchant+key → body
-	byBRN     map[string]bool
+	byBRN     map[string]string // BRN → claim id
+	wrongDup  bool              // name a made-up claim in 409 duplicate_claim
 	idsByKey  map[string]string
 	attempts  map[string]int
 	throttle  func(attempt int) bool // answer 429 to this attempt of a key
@@ -370,7 +372,7 @@ type fakeRelief struct {
 
 func newFake() *fakeRelief {
 	return &fakeRelief{users: map[string]string{}, sessions: map[string]string{}, byKey: map[string]string{},
-		byBRN: map[string]bool{}, idsByKey: map[string]string{}, attempts: map[string]int{},
+		byBRN: map[string]string{}, idsByKey: map[string]string{}, attempts: map[string]int{},
 		idBase: uint32(time.Now().UnixNano())}
 }
 
@@ -454,8 +456,11 @@ func (f *fakeRelief) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 422, map[string]any{"error": map[string]string{"code": "validation_failed", "message": err.Error()}})
 			return
 		}
-		if f.byBRN[c.BRN] {
-			writeJSON(w, 409, map[string]any{"error": map[string]string{"code": "duplicate_claim"}})
+		if id, ok := f.byBRN[c.BRN]; ok {
+			if f.wrongDup {
+				id = "00000000-0000-4000-8000-000000000001"
+			}
+			writeJSON(w, 409, map[string]any{"error": map[string]string{"code": "duplicate_claim", "id": id}})
 			return
 		}
 		if f.slow > 0 {
@@ -463,10 +468,10 @@ func (f *fakeRelief) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(f.slow)
 			f.mu.Lock()
 		}
-		f.byBRN[c.BRN] = true
 		f.byKey[scoped] = string(body)
 		f.nextID++
 		id := fmt.Sprintf("%08x-0000-4000-8000-%012d", f.idBase, f.nextID)
+		f.byBRN[c.BRN] = id
 		f.idsByKey[scoped] = id
 		f.claims++
 		if f.db != nil && (f.skipStore == nil || !f.skipStore(f.nextID)) {
@@ -702,7 +707,7 @@ func TestTransportErrorsCounted(t *testing.T) {
 func TestDatabaseCheck(t *testing.T) {
 	dbURL := os.Getenv("INTAKE_SCRATCH_DATABASE_URL")
 	if dbURL == "" {
-		t.Skip("INTAKE_SCRATCH_DATABASE_URL not set")
+		dbURL = pgtest.NewDB(t)
 	}
 	ctx := t.Context()
 	admin, err := pgx.Connect(ctx, dbURL)
@@ -791,4 +796,40 @@ INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FRO
 	if code != 1 || s.Check == nil || s.Check.Found != 299 || s.Check.DuplicateBRNs != 1 || s.Check.Dispatched != 299 || s.Check.Reached != 0 || len(s.Check.Failures) != 4 {
 		t.Fatalf("exit %d check %+v", code, s.Check)
 	}
+	if _, err := admin.Exec(ctx, `DELETE FROM `+schema+`.claims WHERE brn = '1208147521'`); err != nil {
+		t.Fatal(err)
+	}
+
+	// 3. The resubmit scenario: the BRNs filed first, sent again under new
+	// keys, are all answered 409 naming the first claim; a server naming
+	// another claim fails it.
+	scenario := func(f *fakeRelief, args ...string) (int, *scenarioReport, string) {
+		srv := httptest.NewServer(f)
+		defer srv.Close()
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { defer close(done); dispatch(stop, true) }()
+		defer func() { close(stop); <-done }()
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"resubmit", "-url", srv.URL, "-db", scoped, "-json", "-pause", "0s", "-wait", "20s"}, args...),
+			func(string) string { return "" }, &stdout, &stderr)
+		var rep scenarioReport
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("JSON report: %v\nstderr: %s", err, stderr.String())
+		}
+		return code, &rep, stderr.String()
+	}
+	code, rep, human := scenario(newDBFake(), "-c", "400", "-resubmit-duration", "1s")
+	t.Log("\n" + human)
+	if code != 0 || !rep.OK || !rep.Verdicts["resubmit"] || len(rep.Phases) != 2 || rep.Phases[1].Summary.StatusCounts["409"] != 200 {
+		t.Fatalf("resubmit: exit %d %+v\n%s", code, rep, human)
+	}
+	f = newDBFake()
+	f.wrongDup = true
+	code, rep, human = scenario(f, "-c", "400", "-resubmit-duration", "1s")
+	if code != 1 || rep.Verdicts["resubmit"] || !strings.Contains(human, "200 answers did not name the claim filed first") {
+		t.Fatalf("resubmit naming another claim: exit %d %+v\n%s", code, rep.Verdicts, human)
+	}
 }
+
+func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -15,9 +15,14 @@ package main
 //	        body, and every -replay-every-th accepted claim sent once more
 //	        (a client that lost the answer): every claim is accepted once, by
 //	        -storm-cap, no 5xx, and each replay names the same claim.
+//	resubmit merchants who press "submit" again: -resubmit-factor × C fresh
+//	        claims are filed (judged like steady), then the same BRNs are sent
+//	        again under new Idempotency-Keys at C for -resubmit-duration:
+//	        every one is answered 409 duplicate_claim naming the claim filed
+//	        first, at p99 ≤ -slo-p99, with no 429, no 5xx and nothing written.
 //	all     ramp, then steady, surge and storm at the C the ramp found.
 //
-// steady, surge and storm alone need -c. After each scenario the database
+// steady, surge, storm and resubmit alone need -c. After each scenario the database
 // check runs (every accepted claim stored, no BRN twice, every claim's outbox
 // row dispatched and its workflow started, waiting up to -wait), and with
 // -pgbench the PostgreSQL single-row insert rate is measured once, after the
@@ -47,7 +52,7 @@ import (
 	"github.com/relief/relief/bench/internal/loadgen"
 )
 
-var scenarioNames = []string{"ramp", "steady", "surge", "storm", "all"}
+var scenarioNames = []string{"ramp", "steady", "surge", "storm", "resubmit", "all"}
 
 func isScenario(args []string) bool {
 	return len(args) > 0 && slices.Contains(scenarioNames, args[0])
@@ -74,6 +79,8 @@ type scenarioOptions struct {
 	stormDuration     time.Duration
 	stormCap          time.Duration
 	replayEvery       int
+	resubmitFactor    float64
+	resubmitDuration  time.Duration
 	concurrency       int
 	timeout           time.Duration
 	wait              time.Duration
@@ -113,6 +120,8 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 	fs.DurationVar(&o.stormDuration, "storm-duration", 20*time.Second, "how long new claims keep arriving in the storm")
 	fs.DurationVar(&o.stormCap, "storm-cap", 4*time.Minute, "hard cap on the storm, retries included")
 	fs.IntVar(&o.replayEvery, "replay-every", 10, "in the storm, send every Nth accepted claim again (0: never)")
+	fs.Float64Var(&o.resubmitFactor, "resubmit-factor", 0.5, "resubmit first files claims at this × C")
+	fs.DurationVar(&o.resubmitDuration, "resubmit-duration", 30*time.Second, "how long resubmit files, then resends at C")
 	fs.IntVar(&o.concurrency, "concurrency", 4096, "generator cap on requests in flight (requests held back still count from their intended time)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout (counted as a transport error)")
 	fs.DurationVar(&o.wait, "wait", 30*time.Minute, "after each scenario, how long to wait for every accepted claim to reach its workflow")
@@ -144,7 +153,7 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 		return nil, fmt.Errorf("%s needs -c (the capacity found by `intake ramp`)", o.name)
 	case !(o.rampStart > 0) || !(o.rampGrowth > 1) || o.rampMax < o.rampStart:
 		return nil, errors.New("-ramp-start must be > 0, -ramp-growth > 1 and -ramp-max ≥ -ramp-start")
-	case o.step < time.Second || o.steadyDuration < time.Second || o.surgeDuration < time.Second || o.stormDuration < time.Second:
+	case o.step < time.Second || o.steadyDuration < time.Second || o.surgeDuration < time.Second || o.stormDuration < time.Second || o.resubmitDuration < time.Second:
 		return nil, errors.New("phase durations must be at least 1s")
 	case o.warmup < 0:
 		return nil, errors.New("-warmup must not be negative")
@@ -154,9 +163,11 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 		return nil, errors.New("-concurrency must be between 1 and 100000")
 	case o.claimsPerMerchant < 1 || o.replayEvery < 0 || o.refine < 0:
 		return nil, errors.New("-claims-per-merchant must be ≥ 1, -replay-every and -refine ≥ 0")
+	case !(o.resubmitFactor > 0) || o.resubmitFactor > 1:
+		return nil, errors.New("-resubmit-factor must be in (0, 1]: the claims are resent at C")
 	}
 	// Bounded count: no phase may offer more than maxClaims.
-	for _, n := range []float64{o.rampMax * o.step.Seconds(), o.c * o.surgeFactor * o.surgeDuration.Seconds(), o.c * o.stormFactor * o.stormDuration.Seconds()} {
+	for _, n := range []float64{o.rampMax * o.step.Seconds(), o.c * o.surgeFactor * o.surgeDuration.Seconds(), o.c * o.stormFactor * o.stormDuration.Seconds(), o.c * o.resubmitDuration.Seconds()} {
 		if n > maxClaims {
 			return nil, fmt.Errorf("a phase would offer %.0f claims, more than %d: lower the rate or the duration", n, maxClaims)
 		}
@@ -185,6 +196,7 @@ type phase struct {
 	cap         time.Duration
 	retry       bool
 	replayEvery int
+	resend      *phaseReport // send that phase's BRNs again, under new keys
 }
 
 // phaseReport is one phase's outcome.
@@ -196,6 +208,12 @@ type phaseReport struct {
 	Pass     bool     `json:"pass"`
 	Problems []string `json:"problems,omitempty"`
 	ids      [][16]byte
+	// For a resend: the first BRN counter and claim count of the phase, and
+	// the id each claim was answered with (202: its claim; 409: the claim
+	// named), by claim index.
+	offset  uint64
+	n       int
+	idByIdx [][16]byte
 }
 
 // scenarioReport is the whole JSON report.
@@ -321,6 +339,23 @@ func runScenario(args []string, getenv func(string) string, stdout, stderr io.Wr
 		}
 		check("storm", p.ids)
 	}
+	if c > 0 && ctx.Err() == nil && o.name == "resubmit" {
+		first := e.runPhase(ctx, phase{name: "resubmit: first filing", rate: o.resubmitFactor * c, duration: o.resubmitDuration})
+		e.judgeStep(first)
+		rep.Phases = append(rep.Phases, first)
+		if !first.Pass {
+			fail("first filing at %.0f/s: %s", first.Offered, strings.Join(first.Problems, "; "))
+		}
+		e.sleep(ctx, o.pause)
+		p := e.runPhase(ctx, phase{name: "resubmit", rate: c, duration: time.Duration(float64(first.n) / c * float64(time.Second)), resend: first})
+		e.judgeResubmit(p, first)
+		rep.Phases = append(rep.Phases, p)
+		rep.Verdicts["resubmit"] = p.Pass
+		if !p.Pass {
+			fail("resubmit at %.0f/s: %s", p.Offered, strings.Join(p.Problems, "; "))
+		}
+		check("resubmit", first.ids)
+	}
 	if ctx.Err() != nil {
 		fail("interrupted")
 	}
@@ -417,14 +452,20 @@ func (e *scenarioEnv) ensureMerchants(ctx context.Context, k int) error {
 func (e *scenarioEnv) runPhase(ctx context.Context, p phase) *phaseReport {
 	o := e.o
 	n := max(1, int(math.Round(p.rate*p.duration.Seconds())))
-	pr := &phaseReport{Name: p.name, Offered: p.rate, Seconds: p.duration.Seconds()}
+	offset := e.offset
+	if p.resend != nil {
+		n, offset = p.resend.n, p.resend.offset
+	}
+	pr := &phaseReport{Name: p.name, Offered: p.rate, Seconds: p.duration.Seconds(), offset: offset, n: n}
 	fmt.Fprintf(e.human, "\n%s: %d claims at %.0f/s over %s%s\n", p.name, n, p.rate, p.duration, map[bool]string{true: ", 429s retried after Retry-After", false: ""}[p.retry])
-	brns, next, err := makeBRNs(n, e.offset, nil)
+	brns, next, err := makeBRNs(n, offset, nil)
 	if err != nil {
 		pr.Problems = append(pr.Problems, err.Error())
 		return pr
 	}
-	e.offset = next
+	if p.resend == nil {
+		e.offset = next
+	}
 	if err := e.ensureMerchants(ctx, (n+o.claimsPerMerchant-1)/o.claimsPerMerchant); err != nil {
 		pr.Problems = append(pr.Problems, "set-up: "+err.Error())
 		return pr
@@ -448,7 +489,7 @@ func (e *scenarioEnv) runPhase(ctx context.Context, p phase) *phaseReport {
 		DurationCap: capDur.String(), Retry: p.retry, Failures: []string{}}
 	r.summarizeLoad(rep, sum)
 	printLoad(e.human, sum)
-	pr.Summary, pr.ids = sum, r.acceptedIDs
+	pr.Summary, pr.ids, pr.idByIdx = sum, r.acceptedIDs, r.res.ids
 	return pr
 }
 
@@ -523,6 +564,39 @@ func (e *scenarioEnv) judgeStorm(p *phaseReport) {
 	}
 	if s.DuplicateIDs > 0 || s.Bad202 > 0 || s.ReplayMismatch > 0 {
 		p.Problems = append(p.Problems, fmt.Sprintf("%d duplicate ids, %d bad 202 bodies, %d replays naming another claim", s.DuplicateIDs, s.Bad202, s.ReplayMismatch))
+	}
+	p.Pass = len(p.Problems) == 0
+}
+
+// judgeResubmit: every resent claim answered 409 quickly, naming the claim
+// its BRN got in the first filing; nothing turned away, nothing written twice.
+func (e *scenarioEnv) judgeResubmit(p, first *phaseReport) {
+	s := p.Summary
+	if s == nil {
+		return
+	}
+	for code, n := range s.StatusCounts {
+		if code != "409" {
+			p.Problems = append(p.Problems, fmt.Sprintf("%d answers %s", n, code))
+		}
+	}
+	if t := sumCounts(s.TransportErrors); t > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d transport errors", t))
+	}
+	if s.CancelledAtCap+s.NotSent > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d claims not answered before the cap", s.CancelledAtCap+s.NotSent))
+	}
+	wrong := 0 // a 409 naming another claim than the one filed first
+	for i, id := range p.idByIdx {
+		if id != ([16]byte{}) && i < len(first.idByIdx) && id != first.idByIdx[i] {
+			wrong++
+		}
+	}
+	if wrong > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d answers did not name the claim filed first", wrong))
+	}
+	if slo := float64(e.o.sloP99.Microseconds()) / 1000; s.LatencyAll.P99 > slo {
+		p.Problems = append(p.Problems, fmt.Sprintf("p99 %s > %s", fmtMS(s.LatencyAll.P99), fmtMS(slo)))
 	}
 	p.Pass = len(p.Problems) == 0
 }
@@ -606,10 +680,10 @@ func (e *scenarioEnv) printVerdicts(rep *scenarioReport) {
 			continue
 		}
 		s := p.Summary
-		fmt.Fprintf(w, "  %-8s %s  offered %.0f/s  accepted %.0f/s  p99 accepted %s  p99 429 %s  5xx %d  statuses %v\n",
-			p.Name, passWord(p.Pass), p.Offered, s.AcceptedPerSec, fmtMS(s.LatencyAccepted.P99), fmtMS(s.LatencyRejected.P99), s.Status5xx, s.StatusCounts)
+		fmt.Fprintf(w, "  %-8s %s  offered %.0f/s  accepted %.0f/s  p99 accepted %s  p99 429 %s  p99 all %s  5xx %d  statuses %v\n",
+			p.Name, passWord(p.Pass), p.Offered, s.AcceptedPerSec, fmtMS(s.LatencyAccepted.P99), fmtMS(s.LatencyRejected.P99), fmtMS(s.LatencyAll.P99), s.Status5xx, s.StatusCounts)
 	}
-	for _, name := range []string{"ramp", "steady", "surge", "storm"} {
+	for _, name := range []string{"ramp", "steady", "surge", "storm", "resubmit"} {
 		if c, ok := rep.Checks[name]; ok {
 			fmt.Fprintf(w, "  check %-7s %s  accepted %d, in DB %d, duplicate BRNs %d, dispatched %d, reached workflow %d\n",
 				name, passWord(len(c.Failures) == 0), c.Accepted, c.Found, c.DuplicateBRNs, c.Dispatched, c.Reached)
