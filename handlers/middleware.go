@@ -62,15 +62,3 @@ func (s *Server) recover(c *gin.Context) {
 	}()
 	c.Next()
 }
-
-func (s *Server) securityHeaders(c *gin.Context) {
-	h := c.Writer.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	if s.Config.SecureCookies {
-		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-	}
-	c.Next()
-}

@@ -55,7 +55,7 @@ func New(d Deps) *Server {
 	}
 	s.engine.HandleMethodNotAllowed = true
 	s.engine.ContextWithFallback = true
-	s.engine.Use(s.observe, s.recover, s.securityHeaders, s.admit, s.loadSession)
+	s.engine.Use(s.observe, s.recover, s.admit, s.loadSession)
 	s.engine.NoRoute(func(c *gin.Context) { s.fail(c, models.ErrNotFound) })
 	s.engine.NoMethod(func(c *gin.Context) {
 		s.fail(c, models.Coded(models.EMALFORMED, "method_not_allowed", "method not allowed"))
@@ -119,7 +119,7 @@ func (s *Server) Handler() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, r, s.Web, http.StatusForbidden, models.Coded(models.EFORBIDDEN, "cross_origin", "cross-origin request refused"))
 	}))
-	return s.withSecurityHeaders(cop.Handler(s.engine))
+	return s.withSecurityHeaders(cop.Handler(s.gateFiling(s.engine)))
 }
 
 // ListenAndServe serves until ctx ends, then drains in-flight requests.
