@@ -351,6 +351,11 @@ unix_socket_directories = %s
 max_connections = 200
 shared_buffers = 128MB
 fsync = %s
+# Checkpoints far apart, as for any write-heavy server: after each one every
+# page is first written to the WAL whole, and with the default 1GB a surge
+# of claims forced one every ~90 s, each a burst of latency (README, Capacity).
+max_wal_size = 4GB
+checkpoint_timeout = 15min
 `, c.port, confQuote(socketDir), fsync)
 	return c.writeFile(filepath.Join(c.data, "relief.conf"), conf)
 }

@@ -116,7 +116,7 @@ func FromEnv(mode Mode, getenv func(string) string) (*Config, error) {
 		MaxInFlight:     integer("RELIEF_MAX_INFLIGHT", 512, 1, 100000),
 		StaffReserve:    integer("RELIEF_STAFF_RESERVE", 10, 0, 90),
 		DispatchRate:    integer("RELIEF_DISPATCH_RATE", 0, 0, 100000),
-		IntakeWriters:   integer("RELIEF_INTAKE_WRITERS", 1, 1, 64),
+		IntakeWriters:   integer("RELIEF_INTAKE_WRITERS", 2, 1, 64), // models.DefaultIntakeWriters
 		IntakeRate:      integer("RELIEF_INTAKE_RATE", 0, 0, 1000000),
 		SessionIdle:     duration("RELIEF_SESSION_IDLE", 30*time.Minute),
 		SessionAbsolute: duration("RELIEF_SESSION_ABSOLUTE", 12*time.Hour),
