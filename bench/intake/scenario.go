@@ -306,54 +306,43 @@ func runScenario(args []string, getenv func(string) string, stdout, stderr io.Wr
 			}
 		}
 	}
+	// judged keeps a judged phase and its verdict in the report.
+	judged := func(verdict string, p *phaseReport, what string) {
+		rep.Phases = append(rep.Phases, p)
+		rep.Verdicts[verdict] = p.Pass
+		if !p.Pass {
+			fail("%s: %s", what, strings.Join(p.Problems, "; "))
+		}
+	}
 	c := rep.C
 	if c > 0 && ctx.Err() == nil && (o.name == "steady" || o.name == "all") {
 		p := e.runPhase(ctx, phase{name: "steady", rate: o.steadyFactor * c, duration: o.steadyDuration})
 		e.judgeStep(p)
-		rep.Phases = append(rep.Phases, p)
-		rep.Verdicts["steady"] = p.Pass
-		if !p.Pass {
-			fail("steady at %.0f/s: %s", p.Offered, strings.Join(p.Problems, "; "))
-		}
+		judged("steady", p, fmt.Sprintf("steady at %.0f/s", p.Offered))
 		check("steady", p.ids)
 	}
 	if c > 0 && ctx.Err() == nil && (o.name == "surge" || o.name == "all") {
 		e.sleep(ctx, o.pause)
 		p := e.runPhase(ctx, phase{name: "surge", rate: o.surgeFactor * c, duration: o.surgeDuration})
 		e.judgeSurge(p, c)
-		rep.Phases = append(rep.Phases, p)
-		rep.Verdicts["surge"] = p.Pass
-		if !p.Pass {
-			fail("surge at %.0f/s: %s", p.Offered, strings.Join(p.Problems, "; "))
-		}
+		judged("surge", p, fmt.Sprintf("surge at %.0f/s", p.Offered))
 		check("surge", p.ids)
 	}
 	if c > 0 && ctx.Err() == nil && (o.name == "storm" || o.name == "all") {
 		e.sleep(ctx, o.pause)
 		p := e.runPhase(ctx, phase{name: "storm", rate: o.stormFactor * c, duration: o.stormDuration, cap: o.stormCap, retry: true, replayEvery: o.replayEvery})
 		e.judgeStorm(p)
-		rep.Phases = append(rep.Phases, p)
-		rep.Verdicts["storm"] = p.Pass
-		if !p.Pass {
-			fail("storm: %s", strings.Join(p.Problems, "; "))
-		}
+		judged("storm", p, "storm")
 		check("storm", p.ids)
 	}
 	if c > 0 && ctx.Err() == nil && o.name == "resubmit" {
 		first := e.runPhase(ctx, phase{name: "resubmit: first filing", rate: o.resubmitFactor * c, duration: o.resubmitDuration})
 		e.judgeStep(first)
-		rep.Phases = append(rep.Phases, first)
-		if !first.Pass {
-			fail("first filing at %.0f/s: %s", first.Offered, strings.Join(first.Problems, "; "))
-		}
+		judged("resubmit_first_filing", first, fmt.Sprintf("first filing at %.0f/s", first.Offered))
 		e.sleep(ctx, o.pause)
 		p := e.runPhase(ctx, phase{name: "resubmit", rate: c, duration: time.Duration(float64(first.n) / c * float64(time.Second)), resend: first})
 		e.judgeResubmit(p, first)
-		rep.Phases = append(rep.Phases, p)
-		rep.Verdicts["resubmit"] = p.Pass
-		if !p.Pass {
-			fail("resubmit at %.0f/s: %s", p.Offered, strings.Join(p.Problems, "; "))
-		}
+		judged("resubmit", p, fmt.Sprintf("resubmit at %.0f/s", p.Offered))
 		check("resubmit", first.ids)
 	}
 	if ctx.Err() != nil {
@@ -499,17 +488,7 @@ func (e *scenarioEnv) judgeStep(p *phaseReport) {
 	if s == nil {
 		return
 	}
-	for code, n := range s.StatusCounts {
-		if code != "202" {
-			p.Problems = append(p.Problems, fmt.Sprintf("%d answers %s", n, code))
-		}
-	}
-	if t := sumCounts(s.TransportErrors); t > 0 {
-		p.Problems = append(p.Problems, fmt.Sprintf("%d transport errors", t))
-	}
-	if s.CancelledAtCap+s.NotSent > 0 {
-		p.Problems = append(p.Problems, fmt.Sprintf("%d claims not answered before the cap", s.CancelledAtCap+s.NotSent))
-	}
+	p.expectAnswers("answers", "answered before the cap", "202")
 	if s.DuplicateIDs > 0 || s.Bad202 > 0 {
 		p.Problems = append(p.Problems, fmt.Sprintf("%d duplicate ids, %d bad 202 bodies", s.DuplicateIDs, s.Bad202))
 	}
@@ -531,14 +510,7 @@ func (e *scenarioEnv) judgeSurge(p *phaseReport, c float64) {
 	if lim := float64(e.o.surge429P99.Microseconds()) / 1000; s.LatencyRejected.Count > 0 && s.LatencyRejected.P99 > lim {
 		p.Problems = append(p.Problems, fmt.Sprintf("429 p99 %s > %s", fmtMS(s.LatencyRejected.P99), fmtMS(lim)))
 	}
-	for code, n := range s.StatusCounts {
-		if code != "202" && code != "429" {
-			p.Problems = append(p.Problems, fmt.Sprintf("%d answers %s", n, code))
-		}
-	}
-	if t := sumCounts(s.TransportErrors); t > 0 {
-		p.Problems = append(p.Problems, fmt.Sprintf("%d transport errors", t))
-	}
+	p.expectAnswers("answers", "", "202", "429")
 	if s.DuplicateIDs > 0 || s.Bad202 > 0 {
 		p.Problems = append(p.Problems, fmt.Sprintf("%d duplicate ids, %d bad 202 bodies", s.DuplicateIDs, s.Bad202))
 	}
@@ -551,17 +523,7 @@ func (e *scenarioEnv) judgeStorm(p *phaseReport) {
 	if s == nil {
 		return
 	}
-	for code, n := range s.StatusCounts {
-		if code != "202" {
-			p.Problems = append(p.Problems, fmt.Sprintf("%d claims ended with %s", n, code))
-		}
-	}
-	if t := sumCounts(s.TransportErrors); t > 0 {
-		p.Problems = append(p.Problems, fmt.Sprintf("%d transport errors", t))
-	}
-	if s.CancelledAtCap+s.NotSent > 0 {
-		p.Problems = append(p.Problems, fmt.Sprintf("%d claims not accepted by the %s cap", s.CancelledAtCap+s.NotSent, e.o.stormCap))
-	}
+	p.expectAnswers("claims ended with", fmt.Sprintf("accepted by the %s cap", e.o.stormCap), "202")
 	if s.DuplicateIDs > 0 || s.Bad202 > 0 || s.ReplayMismatch > 0 {
 		p.Problems = append(p.Problems, fmt.Sprintf("%d duplicate ids, %d bad 202 bodies, %d replays naming another claim", s.DuplicateIDs, s.Bad202, s.ReplayMismatch))
 	}
@@ -575,17 +537,7 @@ func (e *scenarioEnv) judgeResubmit(p, first *phaseReport) {
 	if s == nil {
 		return
 	}
-	for code, n := range s.StatusCounts {
-		if code != "409" {
-			p.Problems = append(p.Problems, fmt.Sprintf("%d answers %s", n, code))
-		}
-	}
-	if t := sumCounts(s.TransportErrors); t > 0 {
-		p.Problems = append(p.Problems, fmt.Sprintf("%d transport errors", t))
-	}
-	if s.CancelledAtCap+s.NotSent > 0 {
-		p.Problems = append(p.Problems, fmt.Sprintf("%d claims not answered before the cap", s.CancelledAtCap+s.NotSent))
-	}
+	p.expectAnswers("answers", "answered before the cap", "409")
 	wrong := 0 // a 409 naming another claim than the one filed first
 	for i, id := range p.idByIdx {
 		if id != ([16]byte{}) && i < len(first.idByIdx) && id != first.idByIdx[i] {
@@ -599,6 +551,24 @@ func (e *scenarioEnv) judgeResubmit(p, first *phaseReport) {
 		p.Problems = append(p.Problems, fmt.Sprintf("p99 %s > %s", fmtMS(s.LatencyAll.P99), fmtMS(slo)))
 	}
 	p.Pass = len(p.Problems) == 0
+}
+
+// expectAnswers records a problem for every status outside allowed ("%d
+// <what> <status>"), for transport errors and, unless notBy is empty, for
+// claims the phase's cap cut off ("%d claims not <notBy>").
+func (p *phaseReport) expectAnswers(what, notBy string, allowed ...string) {
+	s := p.Summary
+	for code, n := range s.StatusCounts {
+		if !slices.Contains(allowed, code) {
+			p.Problems = append(p.Problems, fmt.Sprintf("%d %s %s", n, what, code))
+		}
+	}
+	if t := sumCounts(s.TransportErrors); t > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d transport errors", t))
+	}
+	if notBy != "" && s.CancelledAtCap+s.NotSent > 0 {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d claims not %s", s.CancelledAtCap+s.NotSent, notBy))
+	}
 }
 
 func sumCounts(m map[string]int) int {
