@@ -117,12 +117,9 @@ func (a *admission) boundFiling(perSecond int) *admission {
 func (s *Server) gateFiling(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a := s.admission; a.filing != nil && apiFiling(r) && !a.filing.Allow() {
-			s.metrics.rejected.Inc()
 			a.logRejected(s.Log)
-			h := w.Header()
-			h.Set("Retry-After", strconv.Itoa(retryAfterFor(a.rejected(time.Now()))))
-			h.Set("Cache-Control", "no-store")
-			h.Set("Content-Type", "application/json; charset=utf-8")
+			s.refusal(w.Header())
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.WriteHeader(http.StatusTooManyRequests)
 			_, _ = w.Write(a.body(s, langFromRequest(r)))
 			return
@@ -136,16 +133,11 @@ func apiFiling(r *http.Request) bool {
 	return r.Method == http.MethodPost && r.URL.Path == "/api/v1/claims"
 }
 
-// filingRoute: the routes that file a claim (API and form).
-func filingRoute(c *gin.Context) bool {
-	if c.Request.Method != http.MethodPost {
-		return false
-	}
-	switch c.FullPath() {
-	case "/api/v1/claims", "/programs/:code/claim":
-		return true
-	}
-	return false
+// formFiling: a claim submitted through the form. (API submissions, the
+// other route that files a claim, are bounded in gateFiling: Gin routes
+// /api/v1/claims only for that exact path.)
+func formFiling(c *gin.Context) bool {
+	return c.Request.Method == http.MethodPost && c.FullPath() == "/programs/:code/claim"
 }
 
 // acquire takes a slot if one is free in the caller's share.
@@ -197,8 +189,8 @@ func (s *Server) admit(c *gin.Context) {
 		c.Next()
 		return
 	}
-	if s.admission.filing != nil && filingRoute(c) && !apiFiling(c.Request) && !s.admission.filing.Allow() {
-		s.turnAway(c) // gateFiling took API submissions' tokens already
+	if s.admission.filing != nil && formFiling(c) && !s.admission.filing.Allow() {
+		s.turnAway(c)
 		return
 	}
 	if !s.admission.acquire(s.staffRequest(c)) {
@@ -212,12 +204,8 @@ func (s *Server) admit(c *gin.Context) {
 // turnAway answers 429 with Retry-After: JSON for the API, the waiting page
 // for browsers.
 func (s *Server) turnAway(c *gin.Context) {
-	s.metrics.rejected.Inc()
 	c.Set(ctxRejected, true)
-	retry := retryAfterFor(s.admission.rejected(time.Now()))
-	h := c.Writer.Header()
-	h.Set("Retry-After", strconv.Itoa(retry))
-	h.Set("Cache-Control", "no-store")
+	retry := s.refusal(c.Writer.Header())
 	if isAPI(c.Request) {
 		c.Data(http.StatusTooManyRequests, "application/json; charset=utf-8", s.admission.body(s, langFromRequest(c.Request)))
 		c.Abort()
@@ -225,6 +213,16 @@ func (s *Server) turnAway(c *gin.Context) {
 	}
 	s.render(c, http.StatusTooManyRequests, "busy", "title.busy", busyPage(c, retry))
 	c.Abort()
+}
+
+// refusal counts a turned-away request and sets its Retry-After (returned,
+// in seconds) and Cache-Control.
+func (s *Server) refusal(h http.Header) int {
+	s.metrics.rejected.Inc()
+	retry := retryAfterFor(s.admission.rejected(time.Now()))
+	h.Set("Retry-After", strconv.Itoa(retry))
+	h.Set("Cache-Control", "no-store")
+	return retry
 }
 
 // body is the API's 429 answer in lang, built once per language.
