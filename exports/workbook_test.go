@@ -158,12 +158,12 @@ func (f *file) checkTable(t *testing.T, sheet string, sheetIndex, headerRow int,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !panes.Freeze || panes.YSplit != headerRow || panes.TopLeftCell != "A"+itoa(headerRow+1) {
+	if !panes.Freeze || panes.YSplit != headerRow || panes.TopLeftCell != "A"+strconv.Itoa(headerRow+1) {
 		t.Errorf("%s: panes %+v, want frozen above row %d", sheet, panes, headerRow+1)
 	}
 	lastCol, _ := excelize.ColumnNumberToName(len(headers))
-	ref := "$A$" + itoa(headerRow) + ":$" + lastCol + "$" + itoa(headerRow+dataRows)
-	xml := f.part(t, "xl/worksheets/sheet"+itoa(sheetIndex+1)+".xml")
+	ref := "$A$" + strconv.Itoa(headerRow) + ":$" + lastCol + "$" + strconv.Itoa(headerRow+dataRows)
+	xml := f.part(t, "xl/worksheets/sheet"+strconv.Itoa(sheetIndex+1)+".xml")
 	if !strings.Contains(xml, `<autoFilter ref="`+ref+`"`) {
 		t.Errorf("%s: no autoFilter over %s in worksheet XML", sheet, ref)
 	}
@@ -177,8 +177,6 @@ func (f *file) checkTable(t *testing.T, sheet string, sheetIndex, headerRow int,
 		t.Errorf("%s: no _FilterDatabase name for %s", sheet, ref)
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 var allKinds = []Column{
 	{"번호", Text, 0}, {"계좌번호", Account, 0}, {"금액", Amount, 0},
@@ -361,7 +359,7 @@ func TestFormulaInjection(t *testing.T) {
 		if got := rows[i+1]; got[0] != "'"+v || got[1] != "'"+v {
 			t.Errorf("row %d read back %q, want %q", i+2, got[:2], "'"+v)
 		}
-		cell := "A" + itoa(i+2)
+		cell := "A" + strconv.Itoa(i+2)
 		if ct := f.cellType(t, "주입", cell); ct != excelize.CellTypeInlineString {
 			t.Errorf("%s type %v, want inline string", cell, ct)
 		}

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	gojson "github.com/goccy/go-json"
 
 	"github.com/relief/relief/models"
 )
@@ -26,7 +29,20 @@ func readBody(c *gin.Context) ([]byte, error) {
 
 // decodeJSON parses body into v: 400 malformed_json for syntax errors, naming
 // the field for type errors.
+//
+// Decoding was a tenth of the web process's CPU at capacity, so a body that
+// is valid JSON in valid UTF-8 is decoded by go-json, several times faster
+// than encoding/json. Everything else, and anything go-json refuses, goes to
+// encoding/json, which alone decides what is an error and how it is worded:
+// go-json names Go fields instead of JSON ones, words errors differently,
+// accepts raw control characters inside strings and keeps invalid UTF-8
+// where encoding/json substitutes U+FFFD. FuzzDecodeJSON holds the two to
+// the same result.
 func decodeJSON(body []byte, v any) error {
+	if utf8.Valid(body) && json.Valid(body) && gojson.Unmarshal(body, v) == nil {
+		return nil
+	}
+	reflect.ValueOf(v).Elem().SetZero() // go-json may have filled part of v
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError

@@ -100,9 +100,9 @@ func (s *Server) openAPIDocument() map[string]any {
 		if op.Response != nil {
 			success["content"] = map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(op.Response), schemas)}}
 		}
-		responses[itoa(op.Status)] = success
+		responses[strconv.Itoa(op.Status)] = success
 		for _, code := range []int{400, 401, 403, 404, 409, 413, 422, 429, 503} {
-			responses[itoa(code)] = map[string]any{"$ref": "#/components/responses/Error"}
+			responses[strconv.Itoa(code)] = map[string]any{"$ref": "#/components/responses/Error"}
 		}
 		o["responses"] = responses
 		item[strings.ToLower(method)] = o
@@ -123,8 +123,6 @@ func (s *Server) openAPIDocument() map[string]any {
 		},
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // openAPIPath turns /claims/:id into /claims/{id} and lists the parameters.
 func openAPIPath(p string) (string, []string) {

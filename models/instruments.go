@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -245,7 +246,7 @@ func NormalizeGoods(goods []GoodsItem) ([]GoodsItem, error) {
 	out := make([]GoodsItem, len(goods))
 	seen := map[string]bool{}
 	for i, g := range goods {
-		prefix := "goods[" + itoa(i) + "]."
+		prefix := "goods[" + strconv.Itoa(i) + "]."
 		g.SKU, g.Name = strings.TrimSpace(g.SKU), strings.TrimSpace(g.Name)
 		switch {
 		case g.SKU == "":

@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,7 +107,7 @@ type PayoutLine struct {
 // TransferKeyFor is the bank idempotency key of a line's attempt: random (the
 // line id), short enough for every bank file (≤ 64), no personal data.
 func TransferKeyFor(lineID uuid.UUID, attempt int) string {
-	return "RLF-" + strings.ReplaceAll(lineID.String(), "-", "") + "-" + itoa(attempt)
+	return "RLF-" + strings.ReplaceAll(lineID.String(), "-", "") + "-" + strconv.Itoa(attempt)
 }
 
 // canReadPayouts: finance and auditors of the program's agency.
@@ -341,7 +342,7 @@ func (s *Store) ListPayoutBatches(ctx context.Context, v *User, program string, 
 	where := []string{"p.agency_code = $1"}
 	if program != "" {
 		args = append(args, program)
-		where = append(where, "b.program_code = $"+itoa(len(args)))
+		where = append(where, "b.program_code = $"+strconv.Itoa(len(args)))
 	}
 	if cursor != "" {
 		at, id, err := decodeCursor(cursor)
@@ -349,12 +350,12 @@ func (s *Store) ListPayoutBatches(ctx context.Context, v *User, program string, 
 			return nil, "", FieldError("validation_failed", "cursor", "invalid_cursor", "invalid cursor")
 		}
 		args = append(args, at, id)
-		where = append(where, "(b.created_at, b.id) < ($"+itoa(len(args)-1)+", $"+itoa(len(args))+")")
+		where = append(where, "(b.created_at, b.id) < ($"+strconv.Itoa(len(args)-1)+", $"+strconv.Itoa(len(args))+")")
 	}
 	limit = clampLimit(limit)
 	args = append(args, limit+1)
 	rows, err := s.Pool.Query(ctx, `SELECT `+batchColumns+` FROM payout_batches b JOIN programs p ON p.code = b.program_code
-		WHERE `+strings.Join(where, " AND ")+` ORDER BY b.created_at DESC, b.id DESC LIMIT $`+itoa(len(args)), args...)
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY b.created_at DESC, b.id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, "", err
 	}

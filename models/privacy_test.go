@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -200,5 +201,48 @@ func TestPurgeClosedProgramsKeepsAggregatesAndLedger(t *testing.T) {
 	// only admits the alias on purged rows, and live rows must be sealed.
 	if _, err := s.Pool.Exec(ctx, `UPDATE claims SET brn = 'purged-' || id::text WHERE id = $1`, claimOpen); err == nil {
 		t.Fatal("a live claim took a purged BRN")
+	}
+}
+
+// ANALYZE copies sampled column values into pg_statistic, where they would
+// outlive a purge; personal data must never get there (migration 00012),
+// while the columns the planner needs keep their statistics.
+func TestAnalyzeKeepsPersonalDataOutOfStatistics(t *testing.T) {
+	s, _ := secStore(t, vault.NewKeySpec("k1"))
+	ctx := context.Background()
+	var pii []secPII
+	for n := range 6 {
+		u := secUser(t, s, fmt.Sprintf("stats-%d@example.kr", n), "", models.RoleMerchant)
+		p := secPIIFor(60 + n)
+		id := secFile(t, s, u, models.DemoProgram, p)
+		if err := s.SetClaimStatus(ctx, id, fmt.Sprintf("note-%d", n), models.StatusInReview, "reviewer", p.Rep+" 대표 통화 "+p.Phone); err != nil {
+			t.Fatal(err)
+		}
+		pii = append(pii, p)
+	}
+	if _, err := s.Pool.Exec(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	var stats string
+	if err := s.Pool.QueryRow(ctx, `SELECT coalesce(string_agg(tablename || '.' || attname || ' ' || coalesce(most_common_vals::text, '') || ' ' ||
+		coalesce(histogram_bounds::text, ''), E'\n'), '') FROM pg_stats WHERE schemaname = 'public'`).Scan(&stats); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pii {
+		for _, v := range append(p.values(), p.Rep+" 대표 통화 "+p.Phone) {
+			if strings.Contains(stats, v) {
+				t.Errorf("pg_stats holds %q", v)
+			}
+		}
+	}
+	for _, col := range []string{"users.email", "users.name", "idempotency_keys.body", "outbox.payload"} {
+		if strings.Contains(stats, col+" ") {
+			t.Errorf("pg_stats has statistics on %s", col)
+		}
+	}
+	for _, col := range []string{"claims.status", "claims.created_at"} { // the planner needs these
+		if !strings.Contains(stats, col+" ") {
+			t.Errorf("pg_stats has no statistics on %s", col)
+		}
 	}
 }

@@ -74,15 +74,15 @@ func (s *Store) ListPersonalDataViews(ctx context.Context, auditor *User, f View
 	if f.Claim = strings.TrimSpace(f.Claim); f.Claim != "" {
 		if id, err := uuid.Parse(f.Claim); err == nil {
 			args = append(args, id)
-			where = append(where, "c.id = $"+itoa(len(args)))
+			where = append(where, "c.id = $"+strconv.Itoa(len(args)))
 		} else {
 			args = append(args, f.Claim)
-			where = append(where, "c.receipt_no = $"+itoa(len(args)))
+			where = append(where, "c.receipt_no = $"+strconv.Itoa(len(args)))
 		}
 	}
 	if f.Actor = strings.TrimSpace(f.Actor); f.Actor != "" {
 		args = append(args, strings.ToLower(f.Actor))
-		where = append(where, "lower(a.actor) = $"+itoa(len(args)))
+		where = append(where, "lower(a.actor) = $"+strconv.Itoa(len(args)))
 	}
 	if f.Cursor != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(f.Cursor)
@@ -91,7 +91,7 @@ func (s *Store) ListPersonalDataViews(ctx context.Context, auditor *User, f View
 			return nil, "", FieldError("validation_failed", "cursor", "invalid_cursor", "invalid cursor")
 		}
 		args = append(args, id)
-		where = append(where, "a.id < $"+itoa(len(args)))
+		where = append(where, "a.id < $"+strconv.Itoa(len(args)))
 	}
 	limit := clampLimit(f.Limit)
 	args = append(args, limit+1)
@@ -102,7 +102,7 @@ func (s *Store) ListPersonalDataViews(ctx context.Context, auditor *User, f View
 		JOIN claims c ON c.id = (CASE WHEN a.subject ~ '^claim:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 		                              THEN substr(a.subject, 7)::uuid END)
 		JOIN programs p ON p.code = c.program_code
-		WHERE `+strings.Join(where, " AND ")+` ORDER BY a.id DESC LIMIT $`+itoa(len(args)), args...)
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY a.id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, "", err
 	}

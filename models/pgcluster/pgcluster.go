@@ -340,23 +340,27 @@ func (c *Cluster) writeConf() error {
 	if len(filepath.Join(socketDir, ".s.PGSQL.65535")) > 107 {
 		socketDir = ""
 	}
-	fsync := "on"
+	fsync, sharedBuffers := "on", "1GB"
 	if c.noSync {
-		fsync = "off"
+		fsync, sharedBuffers = "off", "128MB"
 	}
 	conf := fmt.Sprintf(`# Rewritten by relief pgcluster at every start; edit postgresql.conf instead.
 listen_addresses = '127.0.0.1'
 port = %d
 unix_socket_directories = %s
 max_connections = 200
-shared_buffers = 128MB
 fsync = %s
+# The intake tables and their indexes outgrow 128MB within minutes of a
+# surge; past that every insert evicts a dirty page and writes it out itself
+# (1.2GB written by backends during one capacity ramp). Throwaway test
+# clusters keep the default.
+shared_buffers = %s
 # Checkpoints far apart, as for any write-heavy server: after each one every
 # page is first written to the WAL whole, and with the default 1GB a surge
 # of claims forced one every ~90 s, each a burst of latency (README, Capacity).
 max_wal_size = 4GB
 checkpoint_timeout = 15min
-`, c.port, confQuote(socketDir), fsync)
+`, c.port, confQuote(socketDir), fsync, sharedBuffers)
 	return c.writeFile(filepath.Join(c.data, "relief.conf"), conf)
 }
 

@@ -55,7 +55,7 @@ func TestLifecycle(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pg")
 	c := start(t, dir)
 	exec1(t, c.URL(DefaultDatabase), "CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)")
-	for name, want := range map[string]string{"fsync": "on", "synchronous_commit": "on", "max_connections": "200", "listen_addresses": "127.0.0.1"} {
+	for name, want := range map[string]string{"fsync": "on", "synchronous_commit": "on", "max_connections": "200", "listen_addresses": "127.0.0.1", "shared_buffers": "1GB", "max_wal_size": "4GB"} {
 		var got string
 		conn, err := pgx.Connect(t.Context(), c.URL("postgres"))
 		if err != nil {

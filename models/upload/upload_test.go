@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -115,7 +116,7 @@ func TestRefusals(t *testing.T) {
 	bomb := rezip(t, wb, nil, map[string][]byte{"xl/media/zeros.xml": make([]byte, 8<<20)})
 	many := map[string][]byte{}
 	for i := range 1001 {
-		many["xl/media/e"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+itoa(i)] = []byte("x")
+		many["xl/media/e"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+strconv.Itoa(i)] = []byte("x")
 	}
 	manyEntries := rezip(t, wb, nil, many)
 	traversal := rezip(t, wb, nil, map[string][]byte{"../../etc/passwd": []byte("x")})
@@ -218,15 +219,4 @@ func TestFromRequest(t *testing.T) {
 	if !errors.As(err, &e) || e.Kind != models.EINVALID || e.Fields["file"] != "macro_not_allowed" {
 		t.Fatalf("macro file: %v", err)
 	}
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	s := ""
-	for ; i > 0; i /= 10 {
-		s = string(rune('0'+i%10)) + s
-	}
-	return s
 }
