@@ -109,11 +109,11 @@ func FromEnv(mode Mode, getenv func(string) string) (*Config, error) {
 		DataKey:           str("RELIEF_DATA_KEY", ""),
 		DemoPassword:      getenv("RELIEF_DEMO_PASSWORD"),
 		LogLevel:          strings.ToLower(str("RELIEF_LOG_LEVEL", "info")),
-		// About C × the 100 ms latency goal (Little's law) for the C measured
-		// on 2 cores (~3,900 claims/s), plus the staff reserve: with 256 a
-		// ramp step of 3,638/s was turned away in 60 ms stalls at a p99 of
-		// 73 ms (README, Capacity).
-		MaxInFlight:     integer("RELIEF_MAX_INFLIGHT", 512, 1, 100000),
+		// Twice C × the 100 ms latency goal (Little's law) for the C measured
+		// on 2 cores (~5,000 claims/s), plus the staff reserve: with 512 a
+		// ramp step of 5,116/s within its p99 goal was turned away in short
+		// stalls (README, Capacity). The surge bound is RELIEF_INTAKE_RATE.
+		MaxInFlight:     integer("RELIEF_MAX_INFLIGHT", 1024, 1, 100000),
 		StaffReserve:    integer("RELIEF_STAFF_RESERVE", 10, 0, 90),
 		DispatchRate:    integer("RELIEF_DISPATCH_RATE", 0, 0, 100000),
 		IntakeWriters:   integer("RELIEF_INTAKE_WRITERS", 2, 1, 64), // models.DefaultIntakeWriters

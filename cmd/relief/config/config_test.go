@@ -24,7 +24,7 @@ func TestDevDefaults(t *testing.T) {
 	if c.Addr != ":8080" || c.Home != "./var" || c.TemporalNamespace != "default" || c.DatabaseURL != "" || c.TemporalAddress != "" {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
-	if c.SessionIdle != 30*time.Minute || c.MaxInFlight != 512 {
+	if c.SessionIdle != 30*time.Minute || c.MaxInFlight != 1024 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
