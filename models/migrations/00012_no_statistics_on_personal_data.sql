@@ -2,14 +2,15 @@
 -- No planner statistics on personal data, secrets or opaque blobs. ANALYZE
 -- copies sampled values into pg_statistic (most common values, histogram
 -- bounds) and pg_stats shows them, so phone numbers and names would live on
--- in the catalog after a claim is purged; and no query filters or sorts by
--- these columns, so the planner gains nothing from them (lookups go through
--- unique indexes). They are also the costly part of each autoanalyze: during
--- a claim window the intake tables grow by more than 10% a minute, so
--- autovacuum analyzes them every minute, and sorting 30,000 sampled names,
--- keys and response bodies was ~40% of that work, taken out of the cores
--- that serve intake. Statistics that already exist stay until a superuser
--- deletes them from pg_statistic (README, Production).
+-- in the catalog after a claim is purged. No query needs their distribution
+-- (a BRN is looked up together with its program, through an index), and
+-- gathering it costs: during a claim window the intake tables grow by more
+-- than 10% a minute, so autovacuum analyzes them every minute, on the cores
+-- that serve intake.
+-- At 300,000 claims, ANALYZE of the five intake tables took 870 ms before
+-- and 690 ms after (claims alone 412 and 306 ms). Statistics that already
+-- exist stay until a superuser deletes them from pg_statistic (README,
+-- Running in production).
 ALTER TABLE claims
     ALTER COLUMN brn SET STATISTICS 0,
     ALTER COLUMN business_name SET STATISTICS 0,
