@@ -43,6 +43,11 @@ func decodeJSON(body []byte, v any) error {
 		return nil
 	}
 	reflect.ValueOf(v).Elem().SetZero() // go-json may have filled part of v
+	return decodeStandard(body, v)
+}
+
+// decodeStandard is decodeJSON with encoding/json alone.
+func decodeStandard(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
