@@ -160,14 +160,14 @@ func (in *ClaimInput) Normalize() (rules.BRN, string, error) {
 	return brn, account, nil
 }
 
-// normalize trims and validates the payout account, naming bad fields in
-// fields (prefixed with prefix), and returns the digits-only account number.
-// Claim intake and the account correction share it.
 // accountSeparators are the characters people type inside an account number.
 // Built once: building a Replacer costs more than using it, and it is safe
 // for concurrent use.
 var accountSeparators = strings.NewReplacer("-", "", " ", "")
 
+// normalize trims and validates the payout account, naming bad fields in
+// fields (prefixed with prefix), and returns the digits-only account number.
+// Claim intake and the account correction share it.
 func (b *BankInput) normalize(fields map[string]string, prefix string) string {
 	if _, ok := Banks[b.BankCode]; !ok {
 		fields[prefix+"bank_code"] = "unsupported_bank"
