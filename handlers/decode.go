@@ -46,6 +46,15 @@ func decodeJSON(body []byte, v any) error {
 	return decodeStandard(body, v)
 }
 
+// warmDecoder builds go-json's decoder tables and the claim decoder now: the
+// first Unmarshal does it under a lock every other decode waits on, and a
+// process that starts in the middle of a surge would otherwise hold its first
+// claims behind it.
+func warmDecoder() {
+	var in models.ClaimInput
+	_ = decodeJSON([]byte(`{"program":"","claimed_loss":0,"bank":{"bank_code":""},"goods":[{"sku":"","unit_price":0}]}`), &in)
+}
+
 // decodeStandard is decodeJSON with encoding/json alone.
 func decodeStandard(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))

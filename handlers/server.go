@@ -61,6 +61,7 @@ func New(d Deps) *Server {
 		s.fail(c, models.Coded(models.EMALFORMED, "method_not_allowed", "method not allowed"))
 	})
 	s.routes()
+	warmDecoder()
 	return s
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -136,6 +137,7 @@ type intakeRun struct {
 	// closed by the server before answering (same key and body; net/http
 	// did the same, uncounted).
 	dials, resends int
+	warmed         int // connections opened before the clock started
 }
 
 // preflight fails when nothing listens at the URL and warns when /readyz
@@ -279,6 +281,22 @@ func (r *intakeRun) load(ctx context.Context, w io.Writer) *loadgen.Report {
 			}
 		}
 	}()
+	// All the connections the run may use are opened before the clock
+	// starts, as wrk opens all of its connections first. Dialled during the
+	// run instead, they arrive exactly when the server is slowest (a pause
+	// of the database holds hundreds of requests, and each request behind
+	// them needs another connection), and accepting thousands of connections
+	// then took a tenth of the web process's CPU on 2 cores: a 150 ms pause
+	// grew into a second of late answers. New connections from a crowd of
+	// browsers are the load balancer's to absorb in production. Each is
+	// primed with GET /healthz (never turned away, no database): Relief
+	// keeps a connection that has served a request for two minutes, one
+	// that has not for ten seconds.
+	warmed, err := r.raw.Warm(ctx, r.opts.concurrency, &loadgen.RawRequest{Method: http.MethodGet, Target: requestTarget(r.base, "/healthz")})
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(w, "  warning      opening connections before the run: %v\n", err)
+	}
+	r.warmed = warmed
 	before := r.raw.Stats()
 	rep := loadgen.Run(ctx, loadgen.Config{
 		N:           r.opts.n,
@@ -293,8 +311,11 @@ func (r *intakeRun) load(ctx context.Context, w io.Writer) *loadgen.Report {
 
 // claimsTarget is the request target of the claims endpoint under base, as
 // net/http put it on the request line.
-func claimsTarget(base string) string {
-	u, err := url.Parse(base + "/api/v1/claims")
+func claimsTarget(base string) string { return requestTarget(base, "/api/v1/claims") }
+
+// requestTarget is the request target of path under base.
+func requestTarget(base, path string) string {
+	u, err := url.Parse(base + path)
 	if err != nil {
 		panic(err) // base passed loadgen.CheckLoopbackURL
 	}
@@ -359,9 +380,13 @@ type summary struct {
 	NotReceived202 int     `json:"accepted_not_received_status"`
 	DuplicateIDs   int     `json:"duplicate_ids"`
 
-	LatencyAccepted latencyMS      `json:"latency_ms_accepted"`
-	LatencyRejected latencyMS      `json:"latency_ms_429"` // final 429 answers (without -retry)
-	LatencyAll      latencyMS      `json:"latency_ms_all_responses"`
+	LatencyAccepted latencyMS `json:"latency_ms_accepted"`
+	LatencyRejected latencyMS `json:"latency_ms_429"` // final 429 answers (without -retry)
+	LatencyAll      latencyMS `json:"latency_ms_all_responses"`
+	// WorstSeconds are the one-second windows (by intended send time) with
+	// the highest p99 over all answers, worst first: they tell a tail spread
+	// over the whole run from one made in a few pauses.
+	WorstSeconds    []secondWindow `json:"worst_seconds,omitempty"`
 	Status5xx       int            `json:"status_5xx"`
 	Replays         int            `json:"replays,omitempty"`         // 202s sent again with the same key (lost-answer drill)
 	ReplayMismatch  int            `json:"replay_mismatch,omitempty"` // replays answered with another claim id
@@ -373,6 +398,7 @@ type summary struct {
 	MaxStartLagMS float64 `json:"max_start_lag_ms"`
 	LateStarts    int     `json:"late_starts"`
 	MaxInFlight   int     `json:"max_in_flight"`
+	ConnsWarmed   int     `json:"connections_opened_before_start"`
 	ConnsOpened   int     `json:"connections_opened"`
 	StaleResends  int     `json:"stale_connection_resends"`
 
@@ -395,11 +421,12 @@ func (r *intakeRun) summarizeLoad(rep *loadgen.Report, s *summary) {
 	s.ElapsedSeconds = rep.Elapsed.Seconds()
 	s.MaxStartLagMS = float64(rep.MaxStartLag.Microseconds()) / 1000
 	s.LateStarts, s.MaxInFlight = rep.LateStarts, rep.MaxInFlight
-	s.ConnsOpened, s.StaleResends = r.dials, r.resends
+	s.ConnsOpened, s.StaleResends, s.ConnsWarmed = r.dials, r.resends, r.warmed
 	s.StatusCounts = map[string]int{}
 	s.TransportErrors = map[string]int{}
 
 	var accLat, rejLat, allLat []time.Duration
+	windows := map[int][]time.Duration{}
 	for i, lat := range rep.Latency {
 		if lat < 0 {
 			continue // not completed: no status is final
@@ -411,6 +438,8 @@ func (r *intakeRun) summarizeLoad(rep *loadgen.Report, s *summary) {
 		case st > 0:
 			s.StatusCounts[strconv.Itoa(int(st))]++
 			allLat = append(allLat, lat)
+			sec := int(float64(i) / r.opts.rate)
+			windows[sec] = append(windows[sec], lat)
 			if st >= 500 {
 				s.Status5xx++
 			}
@@ -441,6 +470,33 @@ func (r *intakeRun) summarizeLoad(rep *loadgen.Report, s *summary) {
 	s.LatencyAccepted = toMS(loadgen.Summarize(accLat))
 	s.LatencyRejected = toMS(loadgen.Summarize(rejLat))
 	s.LatencyAll = toMS(loadgen.Summarize(allLat))
+	s.WorstSeconds = worstSeconds(windows, 3)
+}
+
+// secondWindow is the latency of the answers to claims due in one second of
+// the run.
+type secondWindow struct {
+	Second int     `json:"second"` // from the start of the run
+	Count  int     `json:"count"`
+	P50    float64 `json:"p50_ms"`
+	P99    float64 `json:"p99_ms"`
+	Max    float64 `json:"max_ms"`
+}
+
+// worstSeconds returns the k windows with the highest p99, worst first.
+func worstSeconds(windows map[int][]time.Duration, k int) []secondWindow {
+	out := make([]secondWindow, 0, len(windows))
+	for sec, lats := range windows {
+		l := toMS(loadgen.Summarize(lats))
+		out = append(out, secondWindow{Second: sec, Count: l.Count, P50: l.P50, P99: l.P99, Max: l.Max})
+	}
+	slices.SortFunc(out, func(a, b secondWindow) int {
+		if a.P99 != b.P99 {
+			return cmp.Compare(b.P99, a.P99)
+		}
+		return cmp.Compare(a.Second, b.Second)
+	})
+	return out[:min(k, len(out))]
 }
 
 func fmtMS(v float64) string {
@@ -485,6 +541,13 @@ func printLoad(w io.Writer, s *summary) {
 		fmt.Fprintf(w, "    429        %s\n", latLine(s.LatencyRejected))
 	}
 	fmt.Fprintf(w, "    all HTTP   %s\n", latLine(s.LatencyAll))
+	if len(s.WorstSeconds) > 0 {
+		parts := make([]string, len(s.WorstSeconds))
+		for j, ws := range s.WorstSeconds {
+			parts[j] = fmt.Sprintf("s%d p50 %s p99 %s (n=%d)", ws.Second, fmtMS(ws.P50), fmtMS(ws.P99), ws.Count)
+		}
+		fmt.Fprintf(w, "    worst s    %s\n", strings.Join(parts, "  "))
+	}
 	statuses := []string{}
 	for _, k := range sortedKeys(s.StatusCounts) {
 		statuses = append(statuses, fmt.Sprintf("%s: %d", k, s.StatusCounts[k]))
@@ -511,7 +574,7 @@ func printLoad(w io.Writer, s *summary) {
 	if s.MaxInFlight >= s.Concurrency {
 		fmt.Fprint(w, " (in-flight cap reached)")
 	}
-	fmt.Fprintf(w, ", %d connections opened", s.ConnsOpened)
+	fmt.Fprintf(w, ", %d connections opened before the start and %d during the run", s.ConnsWarmed, s.ConnsOpened)
 	if s.StaleResends > 0 {
 		fmt.Fprintf(w, ", %d claims resent after a kept-alive connection closed unanswered", s.StaleResends)
 	}

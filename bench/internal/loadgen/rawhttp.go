@@ -116,6 +116,7 @@ type rawConn struct {
 	wbuf      []byte
 	line      []byte // long header lines that do not fit in br
 	uses      int
+	pooled    bool // has waited in the idle pool: the server may have closed it meanwhile
 	idleSince time.Time
 }
 
@@ -198,14 +199,116 @@ func (c *RawClient) CloseIdle() {
 	}
 }
 
+// Warm opens connections until n are open (at most MaxConns), 32 dials at a
+// time, and keeps them idle for the requests to come. It returns how many it
+// opened. Idle connections the server has closed meanwhile are dropped first
+// and opened anew.
+//
+// When prime is not nil it is sent once on each new connection (a cheap,
+// safe request such as GET /healthz) and must be answered 2xx: a server
+// closes a connection that has sent no request within its header timeout
+// (seconds), but keeps one that has served a request for its idle timeout
+// (minutes).
+func (c *RawClient) Warm(ctx context.Context, n int, prime *RawRequest) (int, error) {
+	c.dropClosedIdle()
+	var (
+		wg     sync.WaitGroup
+		opened atomic.Int64
+		first  error
+		errMu  sync.Mutex
+		slots  = make(chan struct{}, 32)
+	)
+	for {
+		c.mu.Lock()
+		if c.open >= min(n, c.maxConns) {
+			c.mu.Unlock()
+			break
+		}
+		c.open++
+		c.mu.Unlock()
+		errMu.Lock()
+		failed := first != nil
+		errMu.Unlock()
+		if failed || ctx.Err() != nil {
+			c.release()
+			break
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			var deadline time.Time
+			if c.timeout > 0 {
+				deadline = time.Now().Add(c.timeout)
+			}
+			fail := func(err error) {
+				errMu.Lock()
+				if first == nil {
+					first = err
+				}
+				errMu.Unlock()
+			}
+			pc, err := c.dial(ctx, deadline)
+			if err != nil {
+				c.release()
+				fail(err)
+				return
+			}
+			if prime == nil {
+				opened.Add(1)
+				c.put(pc)
+				return
+			}
+			var resp RawResponse
+			if _, err := c.roundTrip(ctx, pc, deadline, prime, &resp); err != nil { // closes pc on error, pools it otherwise
+				fail(err)
+				return
+			}
+			opened.Add(1)
+			if resp.StatusCode/100 != 2 {
+				fail(fmt.Errorf("%s %s answered %d", prime.Method, prime.Target, resp.StatusCode))
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return int(opened.Load()), first
+}
+
+// dropClosedIdle closes the idle connections whose server has closed its end
+// or sent something unasked.
+func (c *RawClient) dropClosedIdle() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	var alive []*rawConn
+	for _, pc := range idle {
+		if pc.br.Buffered() == 0 && quietAndOpen(pc.tcp) {
+			alive = append(alive, pc)
+			continue
+		}
+		pc.tcp.Close()
+		c.release()
+	}
+	c.mu.Lock()
+	// Connections put back meanwhile were used more recently: they stay on top.
+	c.idle = append(alive, c.idle...)
+	c.mu.Unlock()
+}
+
 // Do sends req and reads the answer into resp. A non-nil error means no
 // complete answer: an I/O error (timeouts are net.Errors with Timeout true),
 // a refused dial (wrapping ErrNotLoopback when the guard refused it), a
 // malformed answer (wrapping ErrMalformedResponse), or ctx's error when ctx
 // ended first. The connection is then closed.
 //
-// When a request fails on a reused connection before any byte of the answer
-// arrived (the server had closed the idle connection), it is sent once more
+// When a request fails on a connection taken from the pool (used before, or
+// opened by Warm) before any byte of the answer arrived (the server had
+// closed the idle connection), it is sent once more
 // on a fresh connection, as net/http does for requests with an
 // Idempotency-Key; Stats counts these resends. A caller whose requests are
 // not safe to repeat must not use RawClient.
@@ -224,7 +327,7 @@ func (c *RawClient) Do(ctx context.Context, req *RawRequest, resp *RawResponse) 
 	if err != nil {
 		return c.fail(ctx, req, err)
 	}
-	reused := pc.uses > 0
+	reused := pc.pooled
 	retry, err := c.roundTrip(ctx, pc, deadline, req, resp)
 	if err != nil && retry && reused && ctx.Err() == nil {
 		c.resends.Add(1)
@@ -367,6 +470,7 @@ func (c *RawClient) discard(pc *rawConn) {
 }
 
 func (c *RawClient) put(pc *rawConn) {
+	pc.pooled = true
 	pc.idleSince = time.Now()
 	c.mu.Lock()
 	c.idle = append(c.idle, pc)

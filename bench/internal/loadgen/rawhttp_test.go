@@ -695,3 +695,134 @@ func TestRawDoAllocations(t *testing.T) {
 		t.Logf("%v allocations per request with a cancellable context", n)
 	}
 }
+
+func TestRawWarmOpensConnectionsBeforeUse(t *testing.T) {
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // keep all requests in flight at once
+		echo(w, r)
+	})
+	c := newRaw(t, srv.URL, RawClientConfig{MaxConns: 8, Timeout: 5 * time.Second})
+	// More than MaxConns asked: the bound wins.
+	n, err := c.Warm(t.Context(), 50, nil)
+	if err != nil || n != 8 || c.Stats().Dials != 8 {
+		t.Fatalf("Warm opened %d (dials %d), err %v", n, c.Stats().Dials, err)
+	}
+	// Already open: nothing more to do.
+	if n, err := c.Warm(t.Context(), 8, nil); err != nil || n != 0 {
+		t.Fatalf("second Warm opened %d, err %v", n, err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var resp RawResponse
+			errs <- c.Do(t.Context(), post(`{}`, RawHeader{"Idempotency-Key", strconv.Itoa(i)}), &resp)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Eight requests at once went over the warmed connections: no dial.
+	if d := c.Stats().Dials; d != 8 || srv.conns.Load() != 8 || srv.reqs.Load() != 8 {
+		t.Fatalf("dials %d, server saw %d connections and %d requests", d, srv.conns.Load(), srv.reqs.Load())
+	}
+}
+
+func TestRawWarmFailureGivesSlotsBack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every dial is refused
+	c := newRaw(t, "http://"+addr, RawClientConfig{MaxConns: 4, Timeout: time.Second})
+	n, err := c.Warm(t.Context(), 4, nil)
+	if n != 0 || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("Warm opened %d, err %v", n, err)
+	}
+	c.mu.Lock()
+	open := c.open
+	c.mu.Unlock()
+	if open != 0 {
+		t.Fatalf("%d connection slots still taken after failed dials", open)
+	}
+}
+
+// A server closes a connection that sends no request within its header
+// timeout. Warm replaces such connections, and a request that meets one
+// anyway is sent again on a fresh connection instead of failing.
+func TestRawWarmedConnectionsTheServerClosed(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(echo))
+	srv.Config.ReadHeaderTimeout = 50 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := newRaw(t, srv.URL, RawClientConfig{MaxConns: 4, Timeout: 5 * time.Second})
+	if n, err := c.Warm(t.Context(), 4, nil); err != nil || n != 4 {
+		t.Fatalf("Warm opened %d, err %v", n, err)
+	}
+	time.Sleep(300 * time.Millisecond) // the server closes all four
+	if n, err := c.Warm(t.Context(), 4, nil); err != nil || n != 4 {
+		t.Fatalf("second Warm opened %d, want the 4 closed ones replaced (err %v)", n, err)
+	}
+	time.Sleep(300 * time.Millisecond) // and these four too
+	var resp RawResponse
+	if err := c.Do(t.Context(), post(`{}`, RawHeader{"Idempotency-Key", "k"}), &resp); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("request on a closed warmed connection: %v (status %d)", err, resp.StatusCode)
+	}
+	if st := c.Stats(); st.Resends != 1 || st.Dials != 9 {
+		t.Fatalf("stats %+v, want 1 resend and 9 dials", st)
+	}
+}
+
+// A connection primed with one request is kept by the server for its idle
+// timeout, not closed at its header timeout.
+func TestRawWarmPrimedConnectionsStayOpen(t *testing.T) {
+	var reqs, conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqs.Add(1)
+		switch r.URL.Path {
+		case "/healthz":
+			w.WriteHeader(http.StatusOK)
+		case "/nowhere":
+			http.NotFound(w, r)
+		default:
+			echo(w, r)
+		}
+	}))
+	srv.Config.ReadHeaderTimeout = 50 * time.Millisecond
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := newRaw(t, srv.URL, RawClientConfig{MaxConns: 4, Timeout: 5 * time.Second})
+	prime := &RawRequest{Method: "GET", Target: "/healthz"}
+	if n, err := c.Warm(t.Context(), 4, prime); err != nil || n != 4 || reqs.Load() != 4 {
+		t.Fatalf("Warm opened %d, server served %d, err %v", n, reqs.Load(), err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n, err := c.Warm(t.Context(), 4, prime); err != nil || n != 0 {
+		t.Fatalf("primed connections were closed: Warm opened %d more (err %v)", n, err)
+	}
+	var resp RawResponse
+	if err := c.Do(t.Context(), post(`{}`, RawHeader{"Idempotency-Key", "k"}), &resp); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("Do: %v (status %d)", err, resp.StatusCode)
+	}
+	if st := c.Stats(); st.Dials != 4 || st.Resends != 0 || conns.Load() != 4 {
+		t.Fatalf("stats %+v, server saw %d connections", st, conns.Load())
+	}
+	// A prime the server does not answer 2xx is an error (the connections
+	// are kept all the same).
+	c2 := newRaw(t, srv.URL, RawClientConfig{MaxConns: 2, Timeout: 5 * time.Second})
+	if _, err := c2.Warm(t.Context(), 2, &RawRequest{Method: "GET", Target: "/nowhere"}); err == nil || !strings.Contains(err.Error(), "GET /nowhere answered 404") {
+		t.Fatalf("Warm with a prime answered 404: err %v", err)
+	}
+}

@@ -1,0 +1,59 @@
+package models_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/relief/relief/models"
+	"github.com/relief/relief/models/rules"
+)
+
+// TestProgramReadIsShared: when intake's cached program has expired, the
+// claims arriving together wait for one read of it instead of each reading
+// it (at the start of a surge that was hundreds of reads at once).
+func TestProgramReadIsShared(t *testing.T) {
+	s := newStore(t)
+	u := newMerchant(t, s, "shared-read@example.kr")
+	file := func(i int) (int, error) {
+		in := validClaim(rules.ValidBRNFromSeed(91000 + i).String())
+		body, _ := json.Marshal(in)
+		st, _, err := s.FileClaim(context.Background(), u, fmt.Sprint("shared-", i), models.RequestHash("POST", "/api/v1/claims", body), in)
+		return st, err
+	}
+	if st, err := file(0); err != nil || st != http.StatusAccepted {
+		t.Fatalf("first claim: %d %v", st, err)
+	}
+	const n = 64
+	for round := range 3 {
+		s.ForgetPrograms()
+		before := s.ProgramReads()
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if st, err := file(1 + round*n + i); err != nil || st != http.StatusAccepted {
+					errs <- fmt.Errorf("claim %d: %d %v", i, st, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		// One read, or two when a claim checked the cache just before the
+		// read filled it and asked just after the read ended.
+		if reads := s.ProgramReads() - before; reads < 1 || reads > 2 {
+			t.Fatalf("round %d: %d claims at once read the program %d times", round, n, reads)
+		}
+	}
+}
