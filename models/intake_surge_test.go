@@ -57,3 +57,32 @@ func TestProgramReadIsShared(t *testing.T) {
 		}
 	}
 }
+
+// TestIntakeTablesAutovacuumGently: autovacuum visits the intake tables every
+// minute of a claim window; migration 00013 slows it there so it does not
+// take a core from intake in the middle of a surge.
+func TestIntakeTablesAutovacuumGently(t *testing.T) {
+	s := newStore(t)
+	rows, err := s.Pool.Query(context.Background(), `SELECT c.relname, coalesce(array_to_string(c.reloptions, ','), '')
+		FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace
+		AND c.relname IN ('claims', 'claim_goods', 'claim_events', 'outbox', 'idempotency_keys')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		var name, opts string
+		if err := rows.Scan(&name, &opts); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = opts
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"claims", "claim_goods", "claim_events", "outbox", "idempotency_keys"} {
+		if got[table] != "autovacuum_vacuum_cost_delay=10" {
+			t.Errorf("%s: reloptions %q, want autovacuum_vacuum_cost_delay=10", table, got[table])
+		}
+	}
+}
