@@ -589,10 +589,8 @@ func sumCounts(m map[string]int) int {
 // warmUp offers half of -ramp-start for -warmup, not judged, and returns the
 // accepted claims for the correctness check. A server just started opens its
 // database connections, prepares its statements and fills its caches under
-// its first load; measured on 2 cores, a surge's first second against a
-// process that had not yet filed a claim answered with p50 150–350 ms, the
-// same surge after three claims with p50 4 ms. That is not its capacity nor
-// how a claim window opens on a site that has been up.
+// its first load; that is not its capacity, nor how a claim window opens on
+// a site that has been up.
 func (e *scenarioEnv) warmUp(ctx context.Context, rep *scenarioReport, name string) [][16]byte {
 	o := e.o
 	if o.warmup <= 0 || ctx.Err() != nil {

@@ -115,8 +115,7 @@ type rawConn struct {
 	br        *bufio.Reader
 	wbuf      []byte
 	line      []byte // long header lines that do not fit in br
-	uses      int
-	pooled    bool // has waited in the idle pool: the server may have closed it meanwhile
+	pooled    bool   // has waited in the idle pool: the server may have closed it meanwhile
 	idleSince time.Time
 }
 
@@ -308,8 +307,8 @@ func (c *RawClient) dropClosedIdle() {
 //
 // When a request fails on a connection taken from the pool (used before, or
 // opened by Warm) before any byte of the answer arrived (the server had
-// closed the idle connection), it is sent once more
-// on a fresh connection, as net/http does for requests with an
+// closed the idle connection), it is sent once more on a fresh connection,
+// as net/http does for requests with an
 // Idempotency-Key; Stats counts these resends. A caller whose requests are
 // not safe to repeat must not use RawClient.
 func (c *RawClient) Do(ctx context.Context, req *RawRequest, resp *RawResponse) error {
@@ -483,7 +482,6 @@ func (c *RawClient) put(pc *rawConn) {
 // the connection's state: the write failed or the connection ended before
 // any byte of the answer (not a timeout or a cancellation).
 func (c *RawClient) roundTrip(ctx context.Context, pc *rawConn, deadline time.Time, req *RawRequest, resp *RawResponse) (retry bool, err error) {
-	pc.uses++
 	w := append(pc.wbuf[:0], req.Method...)
 	w = append(w, ' ')
 	if req.Target == "" {
