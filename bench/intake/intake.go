@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -137,7 +138,8 @@ type intakeRun struct {
 	// closed by the server before answering (same key and body; net/http
 	// did the same, uncounted).
 	dials, resends int
-	warmed         int // connections opened before the clock started
+	warmed         int   // connections opened before the clock started
+	setupErr       error // the event loop could not open its connections
 }
 
 // preflight fails when nothing listens at the URL and warns when /readyz
@@ -172,15 +174,12 @@ func (r *intakeRun) checkProgram(ctx context.Context, w io.Writer) {
 // rawResponses recycles answer buffers between claims.
 var rawResponses = sync.Pool{New: func() any { return new(loadgen.RawResponse) }}
 
-// attempt sends claim i once. It is the loadgen.Func of the run.
-func (r *intakeRun) attempt(ctx context.Context, i, attempt int) loadgen.Outcome {
+// claimRequest is claim i's request: the request net/http sent before,
+// byte for byte (the client writes Host, User-Agent and Content-Length,
+// then these fields in the sorted order net/http uses).
+func (r *intakeRun) claimRequest(i int) *loadgen.RawRequest {
 	m := &r.merchants[min(i/r.perMerchant, len(r.merchants)-1)]
-	resp := rawResponses.Get().(*loadgen.RawResponse)
-	defer rawResponses.Put(resp)
-	// The request net/http sent before, byte for byte: the client writes
-	// Host, User-Agent and Content-Length, then these fields in the sorted
-	// order net/http uses. r.raw enforces -timeout.
-	err := r.raw.Do(ctx, &loadgen.RawRequest{
+	return &loadgen.RawRequest{
 		Method: http.MethodPost,
 		Target: r.claimsPath,
 		Header: []loadgen.RawHeader{
@@ -190,12 +189,26 @@ func (r *intakeRun) attempt(ctx context.Context, i, attempt int) loadgen.Outcome
 			{Name: "Idempotency-Key", Value: r.keys.key(i)},
 		},
 		Body: r.bodies.body(i),
-	}, resp)
+	}
+}
+
+// attempt sends claim i once. It is the loadgen.Func of the goroutine
+// engine; r.raw enforces -timeout.
+func (r *intakeRun) attempt(ctx context.Context, i, attempt int) loadgen.Outcome {
+	resp := rawResponses.Get().(*loadgen.RawResponse)
+	defer rawResponses.Put(resp)
+	err := r.raw.Do(ctx, r.claimRequest(i), resp)
+	if err != nil && ctx.Err() != nil { // the duration cap or an interrupt, not the server
+		return loadgen.Outcome{Aborted: true}
+	}
+	return r.record(i, resp, err)
+}
+
+// record keeps claim i's answer (or transport error) and says whether to
+// send it again.
+func (r *intakeRun) record(i int, resp *loadgen.RawResponse, err error) loadgen.Outcome {
 	res := r.res
 	if err != nil {
-		if ctx.Err() != nil { // the duration cap or an interrupt, not the server
-			return loadgen.Outcome{Aborted: true}
-		}
 		res.status[i] = stTransport
 		res.errKind[i] = classifyErr(err)
 		if res.errKind[i] == ekOther {
@@ -292,6 +305,9 @@ func (r *intakeRun) load(ctx context.Context, w io.Writer) *loadgen.Report {
 	// primed with GET /healthz (never turned away, no database): Relief
 	// keeps a connection that has served a request for two minutes, one
 	// that has not for ten seconds.
+	if r.useLoop() {
+		return r.loadLoop(ctx)
+	}
 	warmed, err := r.raw.Warm(ctx, r.opts.concurrency, &loadgen.RawRequest{Method: http.MethodGet, Target: requestTarget(r.base, "/healthz")})
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintf(w, "  warning      opening connections before the run: %v\n", err)
@@ -306,6 +322,51 @@ func (r *intakeRun) load(ctx context.Context, w io.Writer) *loadgen.Report {
 	}, r.attempt)
 	after := r.raw.Stats()
 	r.dials, r.resends = int(after.Dials-before.Dials), int(after.Resends-before.Resends)
+	return rep
+}
+
+// Engines: how the tool sends the claims.
+const (
+	engineLoop       = "loop"
+	engineGoroutines = "goroutines"
+	engineUsage      = `how claims are sent: "loop" (one epoll event loop owns every connection, as wrk does; Linux, plain HTTP, runs without -retry or -replay-every) or "goroutines" (a goroutine per request in flight)`
+)
+
+// useLoop: the run goes through loadgen.RunLoop, which sends every claim
+// once (no Retry-After waits, no replays).
+func (r *intakeRun) useLoop() bool {
+	return r.opts.engine == engineLoop && runtime.GOOS == "linux" && r.raw.Plain() && !r.opts.retry && r.res.replayed == nil
+}
+
+// engineName is the engine r's run uses.
+func engineName(r *intakeRun) string {
+	if r.useLoop() {
+		return engineLoop
+	}
+	return engineGoroutines
+}
+
+// loadLoop is load on the event loop. Its connections are its own, opened
+// and primed before the clock and closed after the run.
+func (r *intakeRun) loadLoop(ctx context.Context) *loadgen.Report {
+	rep, st, err := loadgen.RunLoop(ctx, loadgen.LoopConfig{
+		Config:  loadgen.Config{N: r.opts.n, Rate: r.opts.rate, Concurrency: r.opts.concurrency, Duration: r.opts.duration},
+		Client:  r.raw,
+		Timeout: r.opts.timeout,
+		Prime:   &loadgen.RawRequest{Method: http.MethodGet, Target: requestTarget(r.base, "/healthz")},
+	}, func(i int, dst []byte) []byte {
+		return r.raw.AppendRequest(dst, r.claimRequest(i))
+	}, func(i int, resp *loadgen.RawResponse, err error) {
+		r.record(i, resp, err)
+	})
+	r.warmed, r.dials, r.resends = st.Opened, st.Dials, st.Resends
+	if err != nil {
+		r.setupErr = err
+		rep = &loadgen.Report{Latency: make([]time.Duration, r.opts.n), NotSent: r.opts.n}
+		for i := range rep.Latency {
+			rep.Latency[i] = -1
+		}
+	}
 	return rep
 }
 
@@ -395,6 +456,7 @@ type summary struct {
 	OtherError      string         `json:"other_error_example,omitempty"`
 	Examples        map[int]string `json:"example_bodies,omitempty"`
 
+	Engine        string  `json:"engine"` // how the claims were sent: "loop" or "goroutines"
 	MaxStartLagMS float64 `json:"max_start_lag_ms"`
 	LateStarts    int     `json:"late_starts"`
 	MaxInFlight   int     `json:"max_in_flight"`
@@ -569,8 +631,8 @@ func printLoad(w io.Writer, s *summary) {
 			fmt.Fprintf(w, "               e.g. %s\n", s.OtherError)
 		}
 	}
-	fmt.Fprintf(w, "  generator    max in flight %d, max start lag %s, %d claims started >1ms late",
-		s.MaxInFlight, fmtMS(s.MaxStartLagMS), s.LateStarts)
+	fmt.Fprintf(w, "  generator    %s engine, max in flight %d, max start lag %s, %d claims started >1ms late",
+		s.Engine, s.MaxInFlight, fmtMS(s.MaxStartLagMS), s.LateStarts)
 	if s.MaxInFlight >= s.Concurrency {
 		fmt.Fprint(w, " (in-flight cap reached)")
 	}

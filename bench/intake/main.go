@@ -111,6 +111,7 @@ type options struct {
 	outboxTopic       string
 	setupTimeout      time.Duration
 	json              bool
+	engine            string
 }
 
 const maxClaims = 1_000_000
@@ -139,6 +140,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.outboxTopic, "outbox-topic", "claim.filed", "outbox topic that starts the claim workflow (empty: any topic)")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 2*time.Minute, "time allowed for signing up and logging in the merchants")
 	fs.BoolVar(&o.json, "json", false, "also print a JSON summary on stdout (the human report then goes to stderr)")
+	fs.StringVar(&o.engine, "engine", engineLoop, engineUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: intake [flags]\n\nOpen-loop load test of POST /api/v1/claims against a loopback Relief server.\n\n")
 		fs.PrintDefaults()
@@ -172,6 +174,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, errors.New("-rate must be > 0 and at most 1,000,000 per second")
 	case o.concurrency < 1 || o.concurrency > 100_000:
 		return nil, errors.New("-concurrency must be between 1 and 100000")
+	case o.engine != engineLoop && o.engine != engineGoroutines:
+		return nil, fmt.Errorf("-engine must be %q or %q", engineLoop, engineGoroutines)
 	case o.duration <= 0:
 		return nil, errors.New("-duration must be positive")
 	case o.timeout <= 0:
@@ -300,7 +304,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			o.n, o.rate, planned.Round(time.Millisecond), o.duration, int(o.rate*o.duration.Seconds()))
 	}
 
+	sum.Engine = engineName(r)
 	rep := r.load(ctx, human)
+	if r.setupErr != nil {
+		fmt.Fprintln(stderr, "intake: opening the load's connections:", r.setupErr)
+		return 2
+	}
 	r.summarizeLoad(rep, sum)
 	printLoad(human, sum)
 

@@ -92,6 +92,7 @@ type scenarioOptions struct {
 	setupTimeout      time.Duration
 	json              bool
 	outboxTopic       string
+	engine            string
 }
 
 func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Writer) (*scenarioOptions, error) {
@@ -122,6 +123,7 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 	fs.IntVar(&o.replayEvery, "replay-every", 10, "in the storm, send every Nth accepted claim again (0: never)")
 	fs.Float64Var(&o.resubmitFactor, "resubmit-factor", 0.5, "resubmit first files claims at this × C")
 	fs.DurationVar(&o.resubmitDuration, "resubmit-duration", 30*time.Second, "how long resubmit files, then resends at C")
+	fs.StringVar(&o.engine, "engine", engineLoop, engineUsage)
 	fs.IntVar(&o.concurrency, "concurrency", 4096, "generator cap on requests in flight (requests held back still count from their intended time)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout (counted as a transport error)")
 	fs.DurationVar(&o.wait, "wait", 30*time.Minute, "after each scenario, how long to wait for every accepted claim to reach its workflow")
@@ -161,6 +163,8 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 		return nil, errors.New("-storm-cap must be at least -storm-duration")
 	case o.concurrency < 1 || o.concurrency > 100_000:
 		return nil, errors.New("-concurrency must be between 1 and 100000")
+	case o.engine != engineLoop && o.engine != engineGoroutines:
+		return nil, fmt.Errorf("-engine must be %q or %q", engineLoop, engineGoroutines)
 	case o.claimsPerMerchant < 1 || o.replayEvery < 0 || o.refine < 0:
 		return nil, errors.New("-claims-per-merchant must be ≥ 1, -replay-every and -refine ≥ 0")
 	case !(o.resubmitFactor > 0) || o.resubmitFactor > 1:
@@ -473,7 +477,7 @@ func (e *scenarioEnv) runPhase(ctx context.Context, p phase) *phaseReport {
 	var seed idemKeys
 	_, _ = rand.Read(seed[:])
 	opts := &options{n: n, rate: p.rate, duration: capDur, concurrency: o.concurrency, timeout: o.timeout, program: o.program,
-		retry: p.retry, replayEvery: p.replayEvery, claimsPerMerchant: o.claimsPerMerchant}
+		retry: p.retry, replayEvery: p.replayEvery, claimsPerMerchant: o.claimsPerMerchant, engine: o.engine}
 	r := &intakeRun{opts: opts, client: e.client, raw: e.raw, base: e.base, claimsPath: claimsTarget(e.base),
 		bodies: newClaimBodies(o.program, brns), keys: &seed, runID: e.runID, merchants: e.merchants, perMerchant: o.claimsPerMerchant}
 	r.res = newResults(n)
@@ -481,8 +485,11 @@ func (e *scenarioEnv) runPhase(ctx context.Context, p phase) *phaseReport {
 		r.res.replayed = make([]atomic.Bool, n)
 	}
 	rep := r.load(ctx, e.human)
+	if r.setupErr != nil {
+		pr.Problems = append(pr.Problems, "set-up: "+r.setupErr.Error())
+	}
 	sum := &summary{URL: e.base, Program: o.program, Claims: n, OfferedRate: p.rate, Concurrency: o.concurrency,
-		DurationCap: capDur.String(), Retry: p.retry, Failures: []string{}}
+		DurationCap: capDur.String(), Retry: p.retry, Engine: engineName(r), Failures: []string{}}
 	r.summarizeLoad(rep, sum)
 	printLoad(e.human, sum)
 	pr.Summary, pr.ids, pr.idByIdx = sum, r.acceptedIDs, r.res.ids

@@ -482,26 +482,7 @@ func (c *RawClient) put(pc *rawConn) {
 // the connection's state: the write failed or the connection ended before
 // any byte of the answer (not a timeout or a cancellation).
 func (c *RawClient) roundTrip(ctx context.Context, pc *rawConn, deadline time.Time, req *RawRequest, resp *RawResponse) (retry bool, err error) {
-	w := append(pc.wbuf[:0], req.Method...)
-	w = append(w, ' ')
-	if req.Target == "" {
-		w = append(w, '/')
-	}
-	w = append(w, req.Target...)
-	w = append(w, c.prefix...)
-	if len(req.Body) > 0 || req.Method == "POST" || req.Method == "PUT" || req.Method == "PATCH" {
-		w = append(w, "Content-Length: "...)
-		w = strconv.AppendInt(w, int64(len(req.Body)), 10)
-		w = append(w, "\r\n"...)
-	}
-	for _, h := range req.Header {
-		w = append(w, h.Name...)
-		w = append(w, ": "...)
-		w = append(w, h.Value...)
-		w = append(w, "\r\n"...)
-	}
-	w = append(w, "\r\n"...)
-	w = append(w, req.Body...)
+	w := c.AppendRequest(pc.wbuf[:0], req)
 	if cap(w) <= 64<<10 {
 		pc.wbuf = w
 	}
@@ -537,6 +518,39 @@ func (c *RawClient) roundTrip(ctx context.Context, pc *rawConn, deadline time.Ti
 	c.put(pc)
 	return false, nil
 }
+
+// AppendRequest appends req as this client writes it to dst: the request
+// line, Host, User-Agent and Content-Length (when there is a body or the
+// method is POST, PUT or PATCH, as net/http does), then req.Header in its
+// order, then the body.
+func (c *RawClient) AppendRequest(dst []byte, req *RawRequest) []byte {
+	w := append(dst, req.Method...)
+	w = append(w, ' ')
+	if req.Target == "" {
+		w = append(w, '/')
+	}
+	w = append(w, req.Target...)
+	w = append(w, c.prefix...)
+	if len(req.Body) > 0 || req.Method == "POST" || req.Method == "PUT" || req.Method == "PATCH" {
+		w = append(w, "Content-Length: "...)
+		w = strconv.AppendInt(w, int64(len(req.Body)), 10)
+		w = append(w, "\r\n"...)
+	}
+	for _, h := range req.Header {
+		w = append(w, h.Name...)
+		w = append(w, ": "...)
+		w = append(w, h.Value...)
+		w = append(w, "\r\n"...)
+	}
+	w = append(w, "\r\n"...)
+	return append(w, req.Body...)
+}
+
+// Addr is the host:port the client dials.
+func (c *RawClient) Addr() string { return c.addr }
+
+// Plain reports that the client speaks HTTP without TLS.
+func (c *RawClient) Plain() bool { return c.tls == nil }
 
 func isTimeout(err error) bool {
 	var ne net.Error

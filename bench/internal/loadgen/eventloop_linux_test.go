@@ -1,0 +1,238 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// loopAnswers collects what RunLoop reported per request.
+type loopAnswers struct {
+	status []int
+	body   []string
+	retry  []string
+	err    []error
+	calls  int
+}
+
+func newLoopAnswers(n int) *loopAnswers {
+	return &loopAnswers{status: make([]int, n), body: make([]string, n), retry: make([]string, n), err: make([]error, n)}
+}
+
+func (a *loopAnswers) answer(i int, resp *RawResponse, err error) {
+	a.calls++
+	a.err[i] = err
+	if resp != nil {
+		a.status[i], a.body[i], a.retry[i] = resp.StatusCode, string(resp.Body), resp.RetryAfter
+	}
+}
+
+func keyedPost(c *RawClient) LoopRequest {
+	return func(i int, dst []byte) []byte {
+		return c.AppendRequest(dst, post(`{"i":`+strconv.Itoa(i)+`}`, RawHeader{"Idempotency-Key", strconv.Itoa(i)}))
+	}
+}
+
+// Every request is sent once, on the connections opened and primed before
+// the clock, and each answer (202, 429 with Retry-After, a chunked one)
+// reaches the right request.
+func TestLoopSendsEveryRequestOnce(t *testing.T) {
+	var primes atomic.Int64
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			primes.Add(1)
+			io.WriteString(w, "ok")
+			return
+		}
+		i, _ := strconv.Atoi(r.Header.Get("Idempotency-Key"))
+		switch i % 3 {
+		case 0:
+			echo(w, r)
+		case 1:
+			w.Header().Set("Retry-After", "4")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, "busy")
+		case 2:
+			io.WriteString(w, "part one, ")
+			w.(http.Flusher).Flush() // chunked
+			io.WriteString(w, "part two")
+		}
+	})
+	c := newRaw(t, srv.URL, RawClientConfig{})
+	const n, conns = 600, 16
+	a := newLoopAnswers(n)
+	rep, st, err := RunLoop(t.Context(), LoopConfig{
+		Config: Config{N: n, Rate: 3000, Concurrency: conns, Duration: 10 * time.Second},
+		Client: c, Timeout: 5 * time.Second,
+		Prime: &RawRequest{Method: "GET", Target: "/healthz"},
+	}, keyedPost(c), a.answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completed != n || rep.Started != n || rep.NotSent != 0 || rep.Cancelled != 0 || rep.Scheduled != n || rep.CapReached {
+		t.Fatalf("report %+v", rep)
+	}
+	if a.calls != n || srv.reqs.Load() != n+conns || primes.Load() != conns {
+		t.Fatalf("%d answers, server saw %d requests (%d primes), want %d + %d", a.calls, srv.reqs.Load(), primes.Load(), n, conns)
+	}
+	if st.Opened != conns || st.Dials != 0 || st.Resends != 0 || srv.conns.Load() != conns {
+		t.Fatalf("stats %+v, server accepted %d connections", st, srv.conns.Load())
+	}
+	for i := range n {
+		if a.err[i] != nil || rep.Latency[i] < 0 {
+			t.Fatalf("request %d: err %v latency %v", i, a.err[i], rep.Latency[i])
+		}
+		switch i % 3 {
+		case 0:
+			want := fmt.Sprintf(`"key":"%d"`, i)
+			if a.status[i] != 202 || !strings.Contains(a.body[i], want) {
+				t.Fatalf("request %d: %d %q, want its own echo", i, a.status[i], a.body[i])
+			}
+		case 1:
+			if a.status[i] != 429 || a.retry[i] != "4" || a.body[i] != "busy" {
+				t.Fatalf("request %d: %d %q retry %q", i, a.status[i], a.body[i], a.retry[i])
+			}
+		case 2:
+			if a.status[i] != 200 || a.body[i] != "part one, part two" {
+				t.Fatalf("request %d: %d %q", i, a.status[i], a.body[i])
+			}
+		}
+	}
+	// 600 requests at 3,000/s are offered over ~200 ms.
+	if rep.Elapsed < 190*time.Millisecond || rep.Elapsed > 5*time.Second {
+		t.Fatalf("elapsed %v", rep.Elapsed)
+	}
+}
+
+// A server slower than the offered rate: with one connection, requests
+// wait for it, and their latency counts from their intended time.
+func TestLoopMeasuresFromIntendedTime(t *testing.T) {
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+		echo(w, r)
+	})
+	c := newRaw(t, srv.URL, RawClientConfig{})
+	const n = 10
+	a := newLoopAnswers(n)
+	rep, _, err := RunLoop(t.Context(), LoopConfig{Config: Config{N: n, Rate: 100, Concurrency: 1, Duration: 10 * time.Second}, Client: c}, keyedPost(c), a.answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Request 9 is due at 90 ms and can finish only after 10 × 50 ms.
+	if rep.Completed != n || rep.Latency[n-1] < 350*time.Millisecond || rep.MaxStartLag < 300*time.Millisecond || rep.LateStarts == 0 || rep.MaxInFlight != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+// The server ends connections (Connection: close, or dropping them with no
+// answer); the loop opens new ones, sends an unanswered request once more,
+// and reports a request that is never answered as a timeout.
+func TestLoopConnectionsClosedAndTimeouts(t *testing.T) {
+	var dropped atomic.Bool
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Idempotency-Key") {
+		case "3":
+			w.Header().Set("Connection", "close")
+		case "5":
+			if !dropped.Swap(true) { // the first time, hang up without a word
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+				return
+			}
+		case "7":
+			time.Sleep(400 * time.Millisecond)
+		}
+		echo(w, r)
+	})
+	c := newRaw(t, srv.URL, RawClientConfig{})
+	const n = 10
+	a := newLoopAnswers(n)
+	rep, st, err := RunLoop(t.Context(), LoopConfig{Config: Config{N: n, Rate: 200, Concurrency: 2, Duration: 10 * time.Second}, Client: c, Timeout: 150 * time.Millisecond}, keyedPost(c), a.answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completed != n {
+		t.Fatalf("report %+v", rep)
+	}
+	for i := range n {
+		switch {
+		case i == 7:
+			if !errors.Is(a.err[i], context.DeadlineExceeded) {
+				t.Fatalf("request 7: err %v, want a timeout", a.err[i])
+			}
+		case a.err[i] != nil || a.status[i] != 202:
+			t.Fatalf("request %d: %d %v", i, a.status[i], a.err[i])
+		}
+	}
+	// New connections after Connection: close, the hang-up and the timeout.
+	if st.Resends != 1 || st.Dials < 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A server that never answers: the duration cap ends the run and the
+// requests in flight are counted as cancelled, not answered.
+func TestLoopStopsAtCapAndOnInterrupt(t *testing.T) {
+	hang := make(chan struct{})
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Idempotency-Key") == "0" {
+			<-hang
+		}
+		echo(w, r)
+	})
+	t.Cleanup(func() { close(hang) }) // before the server's Close, which waits for its handlers
+	c := newRaw(t, srv.URL, RawClientConfig{})
+	a := newLoopAnswers(1000)
+	t0 := time.Now()
+	rep, _, err := RunLoop(t.Context(), LoopConfig{Config: Config{N: 1000, Rate: 100, Concurrency: 4, Duration: 300 * time.Millisecond}, Client: c}, keyedPost(c), a.answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(t0) > 3*time.Second || !rep.CapReached || rep.Interrupted {
+		t.Fatalf("after %v: %+v", time.Since(t0), rep)
+	}
+	if rep.Cancelled != 1 || rep.Latency[0] != -1 || a.err[0] != nil || a.status[0] != 0 || rep.Started != rep.Completed+1 || rep.NotSent != 1000-rep.Started {
+		t.Fatalf("counts: started %d completed %d cancelled %d not sent %d", rep.Started, rep.Completed, rep.Cancelled, rep.NotSent)
+	}
+	if rep.Scheduled < 20 || rep.Scheduled > 45 {
+		t.Fatalf("scheduled %d in 300ms at 100/s", rep.Scheduled)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	rep, _, err = RunLoop(ctx, LoopConfig{Config: Config{N: 100, Rate: 100, Concurrency: 4, Duration: time.Minute}, Client: c}, func(i int, dst []byte) []byte {
+		return c.AppendRequest(dst, post("{}", RawHeader{"Idempotency-Key", "x"}))
+	}, newLoopAnswers(100).answer)
+	if err != nil || !rep.Interrupted || rep.CapReached || rep.Completed == 0 || rep.Completed == 100 {
+		t.Fatalf("interrupted run: %v %+v", err, rep)
+	}
+}
+
+// Set-up failures are errors, not a run: nothing listening, a prime that
+// is not answered 2xx, TLS.
+func TestLoopSetupErrors(t *testing.T) {
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	c := newRaw(t, srv.URL, RawClientConfig{})
+	cfg := LoopConfig{Config: Config{N: 1, Rate: 1, Concurrency: 2}, Client: c, Prime: &RawRequest{Method: "GET", Target: "/healthz"}}
+	if _, _, err := RunLoop(t.Context(), cfg, keyedPost(c), newLoopAnswers(1).answer); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("prime answered 404: err %v", err)
+	}
+	srv.Close()
+	cfg.Prime = nil
+	if _, _, err := RunLoop(t.Context(), cfg, keyedPost(c), newLoopAnswers(1).answer); err == nil {
+		t.Fatal("nothing listening: no error")
+	}
+	tlsClient := newRaw(t, "https://127.0.0.1:1", RawClientConfig{})
+	if _, _, err := RunLoop(t.Context(), LoopConfig{Config: cfg.Config, Client: tlsClient}, keyedPost(tlsClient), newLoopAnswers(1).answer); !errors.Is(err, ErrLoopUnsupported) {
+		t.Fatalf("TLS: err %v", err)
+	}
+}
