@@ -25,35 +25,6 @@ import (
 // sockets in its own epoll set, each request written with one write, each
 // answer read until the socket is empty, no goroutine per request.
 
-// LoopConfig configures RunLoop.
-type LoopConfig struct {
-	Config                // N, Rate, Duration; Concurrency is the number of connections (and so the in-flight cap)
-	Client  *RawClient    // where to connect (its loopback guard) and how requests are written; plain HTTP only
-	Timeout time.Duration // bounds each request from its write to its answer; 0 means none
-	// Prime is sent once on every connection before the clock starts (its
-	// answer must be 2xx), so that the server treats them as connections
-	// that have served a request. Nil sends nothing.
-	Prime *RawRequest
-}
-
-// LoopStats counts connection events during a RunLoop.
-type LoopStats struct {
-	Opened  int // connections opened before the clock
-	Dials   int // connections opened during the run (replacing ones the server closed)
-	Resends int // requests sent again on a fresh connection: the server closed theirs before any answer byte
-}
-
-// LoopRequest appends the bytes of request i to dst (see RawClient.AppendRequest).
-type LoopRequest func(i int, dst []byte) []byte
-
-// LoopAnswer receives the answer to request i, or the transport error that
-// ended it; it runs on the loop's goroutine, and resp is reused after it
-// returns.
-type LoopAnswer func(i int, resp *RawResponse, err error)
-
-// ErrLoopUnsupported: RunLoop needs Linux (epoll) and plain HTTP.
-var ErrLoopUnsupported = errors.New("the event loop needs Linux and plain HTTP")
-
 type loopConn struct {
 	fd      int
 	req     int // request in flight, -1 when idle

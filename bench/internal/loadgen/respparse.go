@@ -76,7 +76,15 @@ func parseResponse(b []byte, eof, head bool, resp *RawResponse, maxBody int) (in
 		resp.Body = append(resp.Body, body...)
 	}
 	switch {
-	case head || code < 200 || code == 204 || code == 304:
+	case code == 101:
+		return 0, malformed("status line (protocol switch)", status)
+	case code < 200: // 100 Continue, 103 Early Hints: the answer follows
+		n, err := parseResponse(b[start:], eof, head, resp, maxBody)
+		if n == 0 || err != nil {
+			return 0, err
+		}
+		return start + n, nil
+	case head || code == 204 || code == 304:
 		return start, nil
 	case chunked:
 		return parseChunked(b, start, eof, keep)

@@ -20,6 +20,7 @@ func TestParseResponseIncremental(t *testing.T) {
 		{name: "content-length", wire: "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":\"x\"}\n", status: 202, body: "{\"id\":\"x\"}\n"},
 		{name: "429 retry-after", wire: "HTTP/1.1 429 Too Many Requests\r\nretry-after:  7 \r\nContent-Length: 2\r\n\r\n{}", status: 429, body: "{}", retry: "7"},
 		{name: "chunked with extension and trailer", wire: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n", status: 200, body: "hello world"},
+		{name: "after 100 Continue", wire: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}", status: 202, body: "{}"},
 		{name: "no body", wire: "HTTP/1.1 204 No Content\r\nX: y\r\n\r\n", status: 204},
 		{name: "connection close", wire: "HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 1\r\n\r\nk", status: 200, body: "k", closed: true},
 		{name: "HTTP/1.0", wire: "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", status: 200, closed: true},
@@ -66,6 +67,7 @@ func TestParseResponseErrors(t *testing.T) {
 		"header without colon": "HTTP/1.1 200 OK\r\nbroken\r\n\r\n",
 		"bad chunk size":       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
 		"chunk without CRLF":   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n",
+		"protocol switch":      "HTTP/1.1 101 Switching Protocols\r\n\r\n",
 		"gzip framing":         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
 	} {
 		var resp RawResponse
