@@ -337,6 +337,33 @@ func TestFlags(t *testing.T) {
 	}
 }
 
+// Each scenario is bounded by the phases it runs: steady at a C whose
+// surge would pass the bound is allowed, the surge itself is not.
+func TestScenarioClaimBound(t *testing.T) {
+	db := func(string) string { return "postgres://x@127.0.0.1/db" }
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"steady", "-c", "6000", "-steady-factor", "1"}, true},       // 360,000 claims
+		{[]string{"surge", "-c", "6000"}, false},                              // 1,080,000
+		{[]string{"surge", "-c", "6000", "-surge-duration", "55s"}, true},     // 990,000
+		{[]string{"steady", "-c", "20000", "-steady-factor", "1"}, false},     // 1,200,000
+		{[]string{"storm", "-c", "6000"}, true},                               // 360,000
+		{[]string{"resubmit", "-c", "40000", "-resubmit-factor", "1"}, false}, // 1,200,000
+		{[]string{"ramp", "-ramp-max", "100001"}, false},                      // 1,000,010
+		{[]string{"all"}, true},
+	} {
+		_, err := parseScenarioFlags(tc.args, db, io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: err = %v, want ok %v", tc.args, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "more than 1000000") {
+			t.Errorf("%v: %v does not name the bound", tc.args, err)
+		}
+	}
+}
+
 func TestRunRefusesNonLoopback(t *testing.T) {
 	for _, u := range []string{"http://10.0.0.1:8080", "http://example.com", "http://0.0.0.0:8080", "http://[2001:db8::1]:80"} {
 		var stderr bytes.Buffer
@@ -358,6 +385,8 @@ type fakeRelief struct {
 	idsByKey  map[string]string
 	attempts  map[string]int
 	throttle  func(attempt int) bool // answer 429 to this attempt of a key
+	busy      func(post int) bool    // answer 429 to the n-th claim POST (from 1)
+	posts     int
 	slow      time.Duration
 	bad       []string
 	claims    int
@@ -437,7 +466,8 @@ func (f *fakeRelief) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		scoped := who + "/" + key
 		f.attempts[scoped]++
-		if f.throttle != nil && f.throttle(f.attempts[scoped]) {
+		f.posts++
+		if f.throttle != nil && f.throttle(f.attempts[scoped]) || f.busy != nil && f.busy(f.posts) {
 			w.Header().Set("Retry-After", "0")
 			writeJSON(w, 429, map[string]any{"error": map[string]string{"code": "overloaded"}})
 			return
@@ -811,7 +841,7 @@ INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FRO
 	// 3. The resubmit scenario: the BRNs filed first, sent again under new
 	// keys, are all answered 409 naming the first claim; a server naming
 	// another claim fails it.
-	scenario := func(f *fakeRelief, args ...string) (int, *scenarioReport, string) {
+	scenario := func(f *fakeRelief, name string, args ...string) (int, *scenarioReport, string) {
 		srv := httptest.NewServer(f)
 		defer srv.Close()
 		stop := make(chan struct{})
@@ -819,7 +849,7 @@ INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FRO
 		go func() { defer close(done); dispatch(stop, true) }()
 		defer func() { close(stop); <-done }()
 		var stdout, stderr bytes.Buffer
-		code := run(append([]string{"resubmit", "-url", srv.URL, "-db", scoped, "-json", "-pause", "0s", "-wait", "20s"}, args...),
+		code := run(append([]string{name, "-url", srv.URL, "-db", scoped, "-json", "-pause", "0s", "-wait", "20s"}, args...),
 			func(string) string { return "" }, &stdout, &stderr)
 		var rep scenarioReport
 		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
@@ -827,7 +857,7 @@ INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FRO
 		}
 		return code, &rep, stderr.String()
 	}
-	code, rep, human := scenario(newDBFake(), "-c", "400", "-resubmit-duration", "1s")
+	code, rep, human := scenario(newDBFake(), "resubmit", "-c", "400", "-resubmit-duration", "1s")
 	t.Log("\n" + human)
 	if code != 0 || !rep.OK || !rep.Verdicts["resubmit"] || len(rep.Phases) != 3 || rep.Phases[2].Summary.StatusCounts["409"] != 200 {
 		t.Fatalf("resubmit: exit %d %+v\n%s", code, rep, human)
@@ -839,9 +869,29 @@ INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FRO
 	}
 	f = newDBFake()
 	f.wrongDup = true
-	code, rep, human = scenario(f, "-c", "400", "-resubmit-duration", "1s")
+	code, rep, human = scenario(f, "resubmit", "-c", "400", "-resubmit-duration", "1s")
 	if code != 1 || rep.Verdicts["resubmit"] || !strings.Contains(human, "200 answers did not name the claim filed first") {
 		t.Fatalf("resubmit naming another claim: exit %d %+v\n%s", code, rep.Verdicts, human)
+	}
+
+	// 4. The ramp's hold: steps of 100/s and 200/s pass (claims 1–300);
+	// 200/s held for 2 s (claims 301–700) meets a 429 and misses; 180/s
+	// holds, and that is C.
+	ramp := []string{"-ramp-start", "100", "-ramp-growth", "2", "-ramp-max", "200", "-step", "1s", "-hold", "2s", "-warmup", "0", "-pgbench=false"}
+	f = newDBFake()
+	f.busy = func(n int) bool { return n == 500 }
+	code, rep, human = scenario(f, "ramp", ramp...)
+	t.Log("\n" + human)
+	if code != 0 || rep.StepC != 200 || rep.C != 180 || len(rep.Phases) != 4 || rep.Phases[2].Name != "ramp hold 200/s" || rep.Phases[2].Pass ||
+		rep.Phases[3].Summary.Accepted != 360 || rep.Checks["ramp"].Found != 1059 || !rep.Verdicts["ramp_check"] {
+		t.Fatalf("ramp with a hold: exit %d C %.0f step C %.0f %+v\n%s", code, rep.C, rep.StepC, rep.Checks["ramp"], human)
+	}
+	// With one try, nothing held: no C, and the ramp fails saying so.
+	f = newDBFake()
+	f.busy = func(n int) bool { return n == 500 }
+	code, rep, human = scenario(f, "ramp", append(ramp, "-hold-tries", "1")...)
+	if code != 1 || rep.C != 0 || rep.StepC != 200 || !strings.Contains(strings.Join(rep.Failures, "\n"), "no rate held for 2s (1 tries from 200/s)") {
+		t.Fatalf("ramp with nothing held: exit %d C %.0f %v\n%s", code, rep.C, rep.Failures, human)
 	}
 }
 
