@@ -204,49 +204,6 @@ type Filed struct {
 // OutboxClaimFiled is the outbox topic that starts a ClaimWorkflow.
 const OutboxClaimFiled = "claim.filed"
 
-// InsertClaim writes a claim, its goods, its first timeline entry and its outbox
-// row in tx, so an acknowledged claim always reaches its workflow.
-func (s *Store) InsertClaim(ctx context.Context, tx pgx.Tx, merchant *User, p *Program, brn rules.BRN, account string, in *ClaimInput) (*Filed, error) {
-	id := newClaimID()
-	sealed := s.sealAccount(id, in.Bank.BankCode, account)
-	f := &Filed{ID: id, Status: StatusReceived}
-	now := s.Now()
-	err := tx.QueryRow(ctx, `INSERT INTO claims (id, receipt_no, program_code, merchant_id, brn, business_name, representative,
-			phone, category, region, claimed_loss, accept_offer, bank_code, account_ciphertext, account_key_id,
-			account_last4, account_blind_index, account_holder, status, created_at, updated_at)
-		VALUES ($1, 'R' || to_char($19::timestamptz AT TIME ZONE 'Asia/Seoul', 'YYMMDD') || '-' || lpad(nextval('claim_receipt_seq')::text, 6, '0'),
-			$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$19)
-		RETURNING receipt_no`,
-		id, p.Code, merchant.ID, brn.String(), in.BusinessName, in.Representative, in.Phone, in.Category, in.Region,
-		in.ClaimedLoss, in.AcceptOffer, in.Bank.BankCode, sealed.ciphertext, sealed.keyID, sealed.last4,
-		sealed.blindIndex, in.Bank.Holder, StatusReceived, now).Scan(&f.ReceiptNo)
-	if isUniqueViolation(err, "claims_program_code_brn_key") {
-		// The transaction is aborted; FileClaim names the existing claim afterwards.
-		return nil, duplicateClaim(brn.String())
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(in.Goods) > 0 {
-		rows := make([][]any, len(in.Goods))
-		for i, g := range in.Goods {
-			rows[i] = []any{id, i + 1, g.SKU, g.Name, g.UnitPrice, g.Quantity, g.Perishable}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"claim_goods"},
-			[]string{"claim_id", "line", "sku", "name", "unit_price", "quantity", "perishable"}, pgx.CopyFromRows(rows)); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO claim_events (claim_id, event_key, at, status, actor_role, actor_id) VALUES ($1, 'received', $2, $3, 'merchant', $4)`,
-		id, now, StatusReceived, merchant.ID); err != nil {
-		return nil, err
-	}
-	if err := EnqueueOutbox(ctx, tx, OutboxClaimFiled, id, ClaimFiledPayload{Program: p.Code}); err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
 // Claim is a claim as the API shows it.
 type Claim struct {
 	ID             uuid.UUID  `json:"id"`

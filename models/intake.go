@@ -168,7 +168,7 @@ const fileClaimSQL = `WITH c AS (
 	INSERT INTO claims (id, receipt_no, program_code, merchant_id, brn, business_name, representative,
 		phone, category, region, claimed_loss, accept_offer, bank_code, account_ciphertext, account_key_id,
 		account_last4, account_blind_index, account_holder, status, created_at, updated_at)
-	VALUES ($1, 'R' || to_char($19::timestamptz AT TIME ZONE 'Asia/Seoul', 'YYMMDD') || '-' || lpad(nextval('claim_receipt_seq')::text, 6, '0'),
+	VALUES ($1, claim_receipt_no($19::timestamptz),
 		$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$19)
 	RETURNING id, receipt_no
 ), g AS (

@@ -287,7 +287,7 @@ const fileClaimsSQL = `WITH r AS (
 	INSERT INTO claims (id, receipt_no, program_code, merchant_id, brn, business_name, representative,
 		phone, category, region, claimed_loss, accept_offer, bank_code, account_ciphertext, account_key_id,
 		account_last4, account_blind_index, account_holder, status, created_at, updated_at)
-	SELECT id, 'R' || to_char(created_at AT TIME ZONE 'Asia/Seoul', 'YYMMDD') || '-' || lpad(nextval('claim_receipt_seq')::text, 6, '0'),
+	SELECT id, claim_receipt_no(created_at),
 		program_code, merchant_id, brn, business_name, representative, phone, category, region,
 		claimed_loss, accept_offer, bank_code, account_ciphertext, account_key_id, account_last4, account_blind_index, account_holder,
 		$30::text, created_at, created_at

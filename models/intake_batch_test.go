@@ -1,10 +1,14 @@
 package models_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -325,5 +329,51 @@ func TestClaimIDsAreTimeOrdered(t *testing.T) {
 			t.Fatalf("claim %d id %s (version %d) after %s: not time-ordered", i, f.ID, f.ID.Version(), prev)
 		}
 		prev = f.ID
+	}
+}
+
+// TestReceiptNumbersPastAMillion: the receipt sequence grows a digit at
+// 1,000,000 instead of being cut to six (which made the millionth claim's
+// number collide with the 100,000th and failed its whole group statement).
+// Claims filed alone and in groups both draw from it.
+func TestReceiptNumbersPastAMillion(t *testing.T) {
+	s := newStore(t)
+	s.IntakeWriters = 1
+	ctx := context.Background()
+	u := newMerchant(t, s, "receipts@example.kr")
+	if _, err := s.Pool.Exec(ctx, `SELECT setval('claim_receipt_seq', 99999)`); err != nil {
+		t.Fatal(err)
+	}
+	// The 100,000th claim, filed alone, as the one the cut numbers hit.
+	if _, f, err := file(t, s, u, "r0", validClaim(rules.ValidBRNFromSeed(9000).String())); err != nil || !strings.HasSuffix(f.ReceiptNo, "-100000") {
+		t.Fatalf("100,000th claim: %+v %v", f, err)
+	}
+	if _, err := s.Pool.Exec(ctx, `SELECT setval('claim_receipt_seq', 999997)`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, f, err := file(t, s, u, fmt.Sprint("r", i+1), validClaim(rules.ValidBRNFromSeed(9001+i).String()))
+			if err != nil {
+				t.Errorf("claim %d: %v", i, err)
+			}
+			got[i] = f.ReceiptNo
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(got, func(a, b string) int { return cmp.Or(cmp.Compare(len(a), len(b)), cmp.Compare(a, b)) })
+	receipt := regexp.MustCompile(`^R\d{6}-(\d{6,})$`) // R, the day in Korea (YYMMDD), the sequence
+	for i, r := range got {
+		if m := receipt.FindStringSubmatch(r); m == nil || m[1] != fmt.Sprintf("%06d", 999998+i) {
+			t.Fatalf("receipt %d = %q, want sequence number %06d (all: %v)", i, r, 999998+i, got)
+		}
+	}
+	if groups, grouped := s.IntakeGroups(); groups == 0 || grouped < 2 {
+		t.Errorf("no group statement drew a receipt number (%d statements, %d claims)", groups, grouped)
 	}
 }
