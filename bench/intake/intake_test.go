@@ -882,7 +882,7 @@ INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FRO
 	f.busy = func(n int) bool { return n == 500 }
 	code, rep, human = scenario(f, "ramp", ramp...)
 	t.Log("\n" + human)
-	if code != 0 || rep.StepC != 200 || rep.C != 180 || len(rep.Phases) != 4 || rep.Phases[2].Name != "ramp hold 200/s" || rep.Phases[2].Pass ||
+	if code != 0 || rep.StepC != 200 || rep.C != 180 || rep.IntakeRate != 146 || !strings.Contains(human, "RELIEF_INTAKE_RATE=146") || len(rep.Phases) != 4 || rep.Phases[2].Name != "ramp hold 200/s" || rep.Phases[2].Pass ||
 		rep.Phases[3].Summary.Accepted != 360 || rep.Checks["ramp"].Found != 1059 || !rep.Verdicts["ramp_check"] {
 		t.Fatalf("ramp with a hold: exit %d C %.0f step C %.0f %+v\n%s", code, rep.C, rep.StepC, rep.Checks["ramp"], human)
 	}
@@ -890,7 +890,7 @@ INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FRO
 	f = newDBFake()
 	f.busy = func(n int) bool { return n == 500 }
 	code, rep, human = scenario(f, "ramp", append(ramp, "-hold-tries", "1")...)
-	if code != 1 || rep.C != 0 || rep.StepC != 200 || !strings.Contains(strings.Join(rep.Failures, "\n"), "no rate held for 2s (1 tries from 200/s)") {
+	if code != 1 || rep.C != 0 || rep.StepC != 200 || rep.IntakeRate != 0 || !strings.Contains(strings.Join(rep.Failures, "\n"), "no rate held for 2s (1 tries from 200/s)") {
 		t.Fatalf("ramp with nothing held: exit %d C %.0f %v\n%s", code, rep.C, rep.Failures, human)
 	}
 }

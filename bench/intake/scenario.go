@@ -208,6 +208,18 @@ func (o *scenarioOptions) phaseClaims() []float64 {
 	return nil
 }
 
+// intakeRateMargin: the suggested RELIEF_INTAKE_RATE admits this much more
+// than the surge must accept, so that the limiter's own rounding and the
+// claims answered after the surge's last second do not drop it under the bar
+// (the surges in the README ran at 0.81·C for a bar of 0.8·C).
+const intakeRateMargin = 1.0125
+
+// suggestedIntakeRate is the RELIEF_INTAKE_RATE for a web process whose
+// capacity is c claims/s, when a surge must still accept minAccepted × c.
+func suggestedIntakeRate(c, minAccepted float64) int {
+	return int(math.Ceil(c * minAccepted * intakeRateMargin))
+}
+
 func boundedPhase(n float64) error {
 	if n > maxClaims {
 		return fmt.Errorf("a phase would offer %.0f claims, more than %d: lower the rate or the duration", n, maxClaims)
@@ -268,9 +280,11 @@ type scenarioReport struct {
 	Checks    map[string]*checkResult `json:"checks"`
 	Pgbench   *pgbenchResult          `json:"pgbench,omitempty"`
 	Ratio     float64                 `json:"c_over_pgbench,omitempty"`
-	Verdicts  map[string]bool         `json:"verdicts"`
-	OK        bool                    `json:"ok"`
-	Failures  []string                `json:"failures"`
+	// IntakeRate is the RELIEF_INTAKE_RATE the ramp suggests for C.
+	IntakeRate int             `json:"suggested_intake_rate,omitempty"`
+	Verdicts   map[string]bool `json:"verdicts"`
+	OK         bool            `json:"ok"`
+	Failures   []string        `json:"failures"`
 }
 
 func runScenario(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -334,6 +348,10 @@ func runScenario(args []string, getenv func(string) string, stdout, stderr io.Wr
 			fail("ramp: no step passed (even %.0f/s missed the bar)", o.rampStart)
 		case c == 0:
 			fail("ramp: no rate held for %s (%d tries from %.0f/s)", o.hold, o.holdTries, rep.StepC)
+		default:
+			rep.IntakeRate = suggestedIntakeRate(c, o.surgeMinAccepted)
+			fmt.Fprintf(e.human, "  surge setting: restart the server with RELIEF_INTAKE_RATE=%d (C × %.2f, a little over the surge's %.2f × C), then run surge -c %.0f\n",
+				rep.IntakeRate, intakeRateMargin*o.surgeMinAccepted, o.surgeMinAccepted, c)
 		}
 		if o.pgbench && ctx.Err() == nil {
 			fmt.Fprintf(e.human, "\npgbench: %d clients, %ds of single-row INSERTs, synchronous_commit=on …\n", o.pgbenchClients, o.pgbenchSeconds)
