@@ -332,6 +332,10 @@ const (
 	engineUsage      = `how claims are sent: "loop" (one epoll event loop owns every connection, as wrk does; Linux, plain HTTP, runs without -retry or -replay-every) or "goroutines" (a goroutine per request in flight)`
 )
 
+func validEngine(name string) bool { return name == engineLoop || name == engineGoroutines }
+
+var errEngine = fmt.Errorf("-engine must be %q or %q", engineLoop, engineGoroutines)
+
 // useLoop: the run goes through loadgen.RunLoop, which sends every claim
 // once (no Retry-After waits, no replays).
 func (r *intakeRun) useLoop() bool {

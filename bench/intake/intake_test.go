@@ -329,7 +329,7 @@ func TestFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"-n", "0"}, {"-n", "1000001"}, {"-rate", "0"}, {"-rate", "NaN"}, {"-concurrency", "0"},
-		{"-duration", "0s"}, {"-pgbench"}, {"-wait", "-1s"}, {"-brn-last-digits", "x"}, {"extra"},
+		{"-duration", "0s"}, {"-pgbench"}, {"-wait", "-1s"}, {"-brn-last-digits", "x"}, {"extra"}, {"-engine", "threads"},
 	} {
 		if _, err := parseFlags(args, env(""), io.Discard); err == nil {
 			t.Errorf("parseFlags(%v) accepted", args)
@@ -341,6 +341,9 @@ func TestFlags(t *testing.T) {
 // surge would pass the bound is allowed, the surge itself is not.
 func TestScenarioClaimBound(t *testing.T) {
 	db := func(string) string { return "postgres://x@127.0.0.1/db" }
+	if _, err := parseScenarioFlags([]string{"surge", "-c", "100", "-engine", "threads"}, db, io.Discard); err == nil || !strings.Contains(err.Error(), `-engine must be "loop" or "goroutines"`) {
+		t.Errorf("-engine threads: %v", err)
+	}
 	for _, tc := range []struct {
 		args []string
 		ok   bool

@@ -174,8 +174,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, errors.New("-rate must be > 0 and at most 1,000,000 per second")
 	case o.concurrency < 1 || o.concurrency > 100_000:
 		return nil, errors.New("-concurrency must be between 1 and 100000")
-	case o.engine != engineLoop && o.engine != engineGoroutines:
-		return nil, fmt.Errorf("-engine must be %q or %q", engineLoop, engineGoroutines)
+	case !validEngine(o.engine):
+		return nil, errEngine
 	case o.duration <= 0:
 		return nil, errors.New("-duration must be positive")
 	case o.timeout <= 0:

@@ -171,8 +171,8 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 		return nil, errors.New("-storm-cap must be at least -storm-duration")
 	case o.concurrency < 1 || o.concurrency > 100_000:
 		return nil, errors.New("-concurrency must be between 1 and 100000")
-	case o.engine != engineLoop && o.engine != engineGoroutines:
-		return nil, fmt.Errorf("-engine must be %q or %q", engineLoop, engineGoroutines)
+	case !validEngine(o.engine):
+		return nil, errEngine
 	case o.claimsPerMerchant < 1 || o.replayEvery < 0 || o.refine < 0:
 		return nil, errors.New("-claims-per-merchant must be ≥ 1, -replay-every and -refine ≥ 0")
 	case !(o.resubmitFactor > 0) || o.resubmitFactor > 1:
