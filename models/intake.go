@@ -144,7 +144,11 @@ func (s *Store) writeOne(ctx context.Context, r *claimRow) ([]byte, error) {
 	switch {
 	case isUniqueViolation(err, "claims_program_code_brn_key"):
 		return nil, duplicateClaim(r.brn)
-	case isUniqueViolation(err, "idempotency_keys_pkey"):
+	case isUniqueViolation(err, "idempotency_keys_pkey"), isUniqueViolation(err, "claims_pkey"):
+		// claims_pkey: this very claim (its id is drawn per request) is
+		// already written, by a group statement that committed although its
+		// answer was lost; its idempotency row went in with it, and FileClaim
+		// answers the replay from there.
 		return nil, errIdemTaken
 	case err != nil:
 		return nil, err
@@ -181,7 +185,6 @@ const fileClaimSQL = `WITH c AS (
 	SELECT c.id, 'received', $19::timestamptz, $18::text, 'merchant', $3::uuid FROM c
 ), o AS (
 	INSERT INTO outbox (topic, aggregate_id, payload) SELECT $26::text, c.id, $27::jsonb FROM c
-	ON CONFLICT (topic, aggregate_id) DO NOTHING
 )
 INSERT INTO idempotency_keys (scope, key, request_hash, status, body)
 SELECT $28::text, $29::text, $30::bytea, 202, convert_to('{"id":"' || c.id::text || '","receipt_no":"' || c.receipt_no || '","status":"received"}', 'UTF8')
@@ -200,6 +203,11 @@ type intakeState struct {
 	programDBReads atomic.Int64 // program rows read from the database (ProgramReads)
 
 	batch claimBatcher
+
+	// loseAnswer (tests only) is called after a group statement committed;
+	// an error it returns is treated as a connection that broke before the
+	// answer arrived, so the group's claims are written again one by one.
+	loseAnswer func() error
 
 	notifyPending atomic.Bool
 	lastNotify    atomic.Int64 // UnixNano of the last NOTIFY sent

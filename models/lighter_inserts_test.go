@@ -2,8 +2,11 @@ package models_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,20 +27,29 @@ func fkViolation(t *testing.T, step string, err error) {
 	}
 }
 
+func merchantViolation(t *testing.T, step string, err error) {
+	t.Helper()
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23503" || pgErr.ConstraintName != "claims_merchant_id_fkey" {
+		t.Fatalf("%s: got %v, want a violation of claims_merchant_id_fkey", step, err)
+	}
+}
+
 // insertClaimsSQL inserts one claim per program code in $1 (receipt numbers
 // from $3), for merchant $2.
 const insertClaimsSQL = `INSERT INTO claims (id, receipt_no, program_code, merchant_id, brn, business_name,
 		representative, phone, category, region, claimed_loss, bank_code, account_ciphertext, account_key_id, account_last4,
 		account_blind_index, account_holder)
-	SELECT gen_random_uuid(), $3 || i, p, $2, lpad((8000 + i)::text, 10, '0'), '상점', '대표', '010-0000-0000', 'food', '서울', 1000,
+	SELECT gen_random_uuid(), $3 || i, p, $2, lpad((abs(hashtext($3 || i)) % 1000000000)::text, 10, '0'), '상점', '대표', '010-0000-0000', 'food', '서울', 1000,
 		'004', decode(repeat('00', 38), 'hex'), 't1', '0000', decode(repeat('00', 32), 'hex'), '예금주'
 	FROM unnest($1::text[]) WITH ORDINALITY AS u(p, i)`
 
-// 00015 checks the program of the claims a statement inserts once per
-// statement instead of once per claim. What the foreign key kept still holds:
-// no claim names a missing program, however it is written, and a program
-// with claims can be neither deleted nor renamed, even by a transaction that
-// races a claim being filed.
+// 00015 checks the program and the merchant of the claims a statement
+// inserts once per statement instead of once per claim. What the foreign keys
+// kept still holds: no claim names a missing program or merchant, however it
+// is written, and a program or merchant with claims can be neither deleted
+// nor given another key, even by a transaction that races a claim being
+// filed.
 func TestClaimsKeepTheirProgram(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
@@ -70,6 +82,23 @@ func TestClaimsKeepTheirProgram(t *testing.T) {
 	// Moving a claim to a missing program.
 	_, err = s.Pool.Exec(ctx, `UPDATE claims SET program_code = 'NO-SUCH-PROGRAM' WHERE receipt_no = 'FKB2'`)
 	fkViolation(t, "moving a claim to a missing program", err)
+
+	// The merchant, checked the same way.
+	_, err = s.Pool.Exec(ctx, insertClaimsSQL, []string{models.DemoProgram}, uuid.New(), "FKM")
+	merchantViolation(t, "insert naming a missing merchant", err)
+	_, err = s.Pool.Exec(ctx, `UPDATE claims SET merchant_id = $1 WHERE receipt_no = 'FKB2'`, uuid.New())
+	merchantViolation(t, "moving a claim to a missing merchant", err)
+	_, err = s.Pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, m.ID)
+	merchantViolation(t, "deleting a merchant with claims", err)
+	other := newMerchant(t, s, "fk-other@example.kr")
+	if _, err := s.Pool.Exec(ctx, `UPDATE claims SET merchant_id = $1 WHERE receipt_no = 'FKB2'`, other.ID); err != nil {
+		t.Fatalf("moving a claim to another merchant: %v", err)
+	}
+	_, err = s.Pool.Exec(ctx, `UPDATE users SET id = $2 WHERE id = $1`, other.ID, uuid.New())
+	merchantViolation(t, "giving a merchant with claims another id", err)
+	if n := count(t, s, `SELECT count(*) FROM claims WHERE merchant_id = $1`, other.ID); n != 1 {
+		t.Fatalf("%d claims moved to the other merchant", n)
+	}
 
 	// The program side: neither delete nor rename while claims name it; other
 	// edits go through, and a program without claims can go.
@@ -187,4 +216,63 @@ func TestReviewQueueEveryStatusByAmount(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A group statement that commits and then loses its answer (the connection
+// breaks before the result arrives) is written again claim by claim. Each
+// claim then meets itself, already written: it must be answered as the
+// replay of what was stored (202, same receipt), never 500, and nothing is
+// written twice.
+func TestGroupCommittedButAnswerLostTurnsIntoReplays(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	s.IntakeWriters = 1 // one writer: what arrives meanwhile forms groups
+	lost := s.LoseGroupAnswers(1000)
+	m := newMerchant(t, s, "lost@example.kr")
+	const n = 40
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			in := validClaim(rules.ValidBRNFromSeed(9100 + i).String())
+			body, _ := json.Marshal(in)
+			status, resp, err := s.FileClaim(ctx, m, fmt.Sprint("lost", i), models.RequestHash("POST", "/api/v1/claims", body), in)
+			answers[i] = answer{status, string(resp), err}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if lost() == 0 {
+		t.Fatal("no group statement formed: the test did not exercise a lost answer")
+	}
+	for i, a := range answers {
+		if a.err != nil || a.status != http.StatusAccepted {
+			t.Errorf("claim %d: %d %v", i, a.status, a.err)
+			continue
+		}
+		var stored string
+		if err := s.Pool.QueryRow(ctx, `SELECT convert_from(body, 'UTF8') FROM idempotency_keys WHERE scope = $1 AND key = $2`,
+			"claims:"+m.ID.String(), fmt.Sprint("lost", i)).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if a.body != stored {
+			t.Errorf("claim %d answered %s, stored %s", i, a.body, stored)
+		}
+	}
+	if c := count(t, s, `SELECT count(*) FROM claims`); c != n {
+		t.Errorf("%d claims, want %d", c, n)
+	}
+	if c := count(t, s, `SELECT count(*) FROM outbox`); c != n {
+		t.Errorf("%d outbox rows, want %d", c, n)
+	}
+	t.Logf("%d group answers lost", lost())
 }
