@@ -35,41 +35,31 @@ func TestGroupCommitUnderConcurrency(t *testing.T) {
 		err    error
 	}
 	results := make([]result, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			u := merchants[i%2]
-			brn := rules.ValidBRNFromSeed(5000 + i).String()
-			key := fmt.Sprint("k", i)
-			switch {
-			case i%40 == 3: // same BRN as claim i-1, another key: a duplicate
-				brn = rules.ValidBRNFromSeed(5000 + i - 1).String()
-			case i%40 == 5: // same key and body as claim i-4 (same merchant): a replay
-				brn, key = rules.ValidBRNFromSeed(5000+i-4).String(), fmt.Sprint("k", i-4)
+	atOnce(n, func(i int) {
+		u := merchants[i%2]
+		brn := rules.ValidBRNFromSeed(5000 + i).String()
+		key := fmt.Sprint("k", i)
+		switch {
+		case i%40 == 3: // same BRN as claim i-1, another key: a duplicate
+			brn = rules.ValidBRNFromSeed(5000 + i - 1).String()
+		case i%40 == 5: // same key and body as claim i-4 (same merchant): a replay
+			brn, key = rules.ValidBRNFromSeed(5000+i-4).String(), fmt.Sprint("k", i-4)
+		}
+		in := validClaim(brn)
+		qty := i + 1
+		if i%40 == 5 {
+			qty = i - 3 // the body of claim i-4
+		}
+		in.Goods = append(in.Goods, models.GoodsItem{SKU: "B-2", Name: "배", UnitPrice: 30000, Quantity: int64(qty)})
+		st, resp, err := fileRaw(s, u, key, in)
+		r := result{status: st, err: err}
+		if err == nil {
+			if jerr := json.Unmarshal(resp, &r.f); jerr != nil {
+				t.Error(jerr)
 			}
-			in := validClaim(brn)
-			qty := i + 1
-			if i%40 == 5 {
-				qty = i - 3 // the body of claim i-4
-			}
-			in.Goods = append(in.Goods, models.GoodsItem{SKU: "B-2", Name: "배", UnitPrice: 30000, Quantity: int64(qty)})
-			body, _ := json.Marshal(in)
-			st, resp, err := s.FileClaim(context.Background(), u, key, models.RequestHash("POST", "/api/v1/claims", body), in)
-			r := result{status: st, err: err}
-			if err == nil {
-				if jerr := json.Unmarshal(resp, &r.f); jerr != nil {
-					t.Error(jerr)
-				}
-			}
-			results[i] = r
-		}()
-	}
-	close(start)
-	wg.Wait()
+		}
+		results[i] = r
+	})
 
 	ids := map[uuid.UUID]int{}
 	for i, r := range results {

@@ -2,13 +2,10 @@ package models_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 
-	"github.com/relief/relief/models"
 	"github.com/relief/relief/models/rules"
 )
 
@@ -19,9 +16,7 @@ func TestProgramReadIsShared(t *testing.T) {
 	s := newStore(t)
 	u := newMerchant(t, s, "shared-read@example.kr")
 	file := func(i int) (int, error) {
-		in := validClaim(rules.ValidBRNFromSeed(91000 + i).String())
-		body, _ := json.Marshal(in)
-		st, _, err := s.FileClaim(context.Background(), u, fmt.Sprint("shared-", i), models.RequestHash("POST", "/api/v1/claims", body), in)
+		st, _, err := fileRaw(s, u, fmt.Sprint("shared-", i), validClaim(rules.ValidBRNFromSeed(91000+i).String()))
 		return st, err
 	}
 	if st, err := file(0); err != nil || st != http.StatusAccepted {
@@ -31,21 +26,12 @@ func TestProgramReadIsShared(t *testing.T) {
 	for round := range 3 {
 		s.ForgetPrograms()
 		before := s.ProgramReads()
-		var wg sync.WaitGroup
-		start := make(chan struct{})
 		errs := make(chan error, n)
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				if st, err := file(1 + round*n + i); err != nil || st != http.StatusAccepted {
-					errs <- fmt.Errorf("claim %d: %d %v", i, st, err)
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
+		atOnce(n, func(i int) {
+			if st, err := file(1 + round*n + i); err != nil || st != http.StatusAccepted {
+				errs <- fmt.Errorf("claim %d: %d %v", i, st, err)
+			}
+		})
 		close(errs)
 		for err := range errs {
 			t.Fatal(err)

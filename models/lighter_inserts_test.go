@@ -2,11 +2,9 @@ package models_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -236,21 +234,10 @@ func TestGroupCommittedButAnswerLostTurnsIntoReplays(t *testing.T) {
 		err    error
 	}
 	answers := make([]answer, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			in := validClaim(rules.ValidBRNFromSeed(9100 + i).String())
-			body, _ := json.Marshal(in)
-			status, resp, err := s.FileClaim(ctx, m, fmt.Sprint("lost", i), models.RequestHash("POST", "/api/v1/claims", body), in)
-			answers[i] = answer{status, string(resp), err}
-		}()
-	}
-	close(start)
-	wg.Wait()
+	atOnce(n, func(i int) {
+		status, resp, err := fileRaw(s, m, fmt.Sprint("lost", i), validClaim(rules.ValidBRNFromSeed(9100+i).String()))
+		answers[i] = answer{status, string(resp), err}
+	})
 	if lost() == 0 {
 		t.Fatal("no group statement formed: the test did not exercise a lost answer")
 	}

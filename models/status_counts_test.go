@@ -2,9 +2,7 @@ package models_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/relief/relief/models"
@@ -102,22 +100,11 @@ func TestStatusCountsFollowEveryStatement(t *testing.T) {
 	statusCountsAgree(t, s, "filed alone")
 	s.IntakeWriters = 1
 	const burst = 40
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range burst {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			in := validClaim(rules.ValidBRNFromSeed(7100 + i).String())
-			body, _ := json.Marshal(in)
-			if _, _, err := s.FileClaim(ctx, m, fmt.Sprint("burst", i), models.RequestHash("POST", "/api/v1/claims", body), in); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
+	atOnce(burst, func(i int) {
+		if _, _, err := fileRaw(s, m, fmt.Sprint("burst", i), validClaim(rules.ValidBRNFromSeed(7100+i).String())); err != nil {
+			t.Error(err)
+		}
+	})
 	groups, grouped := s.IntakeGroups()
 	t.Logf("intake: %d group statements carried %d of %d claims", groups, grouped, burst)
 	if got := statusCountsAgree(t, s, "filed in groups")[models.DemoProgram+"/"+models.StatusReceived]; got != 2+burst {

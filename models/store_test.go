@@ -53,10 +53,34 @@ func validClaim(brn string) *models.ClaimInput {
 		Goods: []models.GoodsItem{{SKU: "A-1", Name: "사과", UnitPrice: 25000, Quantity: 120, Perishable: true}}}
 }
 
+// fileRaw files in as POST /api/v1/claims would (the request hash of its
+// JSON body) and returns the answer as FileClaim gives it; safe to call from
+// several goroutines.
+func fileRaw(s *models.Store, u *models.User, key string, in *models.ClaimInput) (int, []byte, error) {
+	body, _ := json.Marshal(in)
+	return s.FileClaim(context.Background(), u, key, models.RequestHash("POST", "/api/v1/claims", body), in)
+}
+
+// atOnce runs f(0) … f(n-1) in n goroutines released together, so that the
+// intake writers see them arrive at once, and waits for all of them.
+func atOnce(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
 func file(t *testing.T, s *models.Store, u *models.User, key string, in *models.ClaimInput) (int, models.Filed, error) {
 	t.Helper()
-	body, _ := json.Marshal(in)
-	status, resp, err := s.FileClaim(context.Background(), u, key, models.RequestHash("POST", "/api/v1/claims", body), in)
+	status, resp, err := fileRaw(s, u, key, in)
 	var f models.Filed
 	if err == nil {
 		if jerr := json.Unmarshal(resp, &f); jerr != nil {
