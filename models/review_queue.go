@@ -198,9 +198,10 @@ func (s *Store) ReviewQueue(ctx context.Context, v *Viewer, f QueueFilter) (*Que
 	}
 	limit := clampLimit(f.Limit)
 	args = append(args, limit+1)
+	orderAndLimit := ` ORDER BY ` + order + ` LIMIT $` + strconv.Itoa(len(args))
 	const columns = `c.id, c.receipt_no, c.status, c.business_name, c.region, c.category, c.accept_offer,
 			c.claimed_loss, c.estimated_loss, c.approved_compensation, c.risk_flags, c.created_at`
-	query := `SELECT ` + columns + ` FROM claims c WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT $` + strconv.Itoa(len(args))
+	query := `SELECT ` + columns + ` FROM claims c WHERE ` + strings.Join(where, " AND ") + orderAndLimit
 	if f.Status == "" && (f.Sort == SortAmountDesc || f.Sort == SortAmountAsc) {
 		// Every status by amount: no index is led by (program, amount) (intake
 		// would pay for it on every claim, 00015), so take the page from each
@@ -208,9 +209,7 @@ func (s *Store) ReviewQueue(ctx context.Context, v *Viewer, f QueueFilter) (*Que
 		// index scans instead of sorting the whole program.
 		args = append(args, ClaimStatuses)
 		query = `SELECT ` + columns + ` FROM unnest($` + strconv.Itoa(len(args)) + `::text[]) AS st(status)
-			CROSS JOIN LATERAL (SELECT ` + columns + ` FROM claims c WHERE ` + strings.Join(where, " AND ") + ` AND c.status = st.status
-				ORDER BY ` + order + ` LIMIT $` + strconv.Itoa(len(args)-1) + `) c
-			ORDER BY ` + order + ` LIMIT $` + strconv.Itoa(len(args)-1)
+			CROSS JOIN LATERAL (SELECT ` + columns + ` FROM claims c WHERE ` + strings.Join(where, " AND ") + ` AND c.status = st.status` + orderAndLimit + `) c` + orderAndLimit
 	}
 	rows, err := s.Pool.Query(ctx, query, args...)
 	if err != nil {
