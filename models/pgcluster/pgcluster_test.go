@@ -2,6 +2,7 @@ package pgcluster
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +56,12 @@ func TestLifecycle(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pg")
 	c := start(t, dir)
 	exec1(t, c.URL(DefaultDatabase), "CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)")
-	for name, want := range map[string]string{"fsync": "on", "synchronous_commit": "on", "max_connections": "200", "listen_addresses": "127.0.0.1", "shared_buffers": "1GB", "max_wal_size": "4GB"} {
+	sharedBuffers := fmt.Sprintf("%dMB", sharedBuffersMB(memTotal()))
+	if sharedBuffersMB(memTotal())%1024 == 0 {
+		sharedBuffers = fmt.Sprintf("%dGB", sharedBuffersMB(memTotal())/1024)
+	}
+	for name, want := range map[string]string{"fsync": "on", "synchronous_commit": "on", "max_connections": "200", "listen_addresses": "127.0.0.1",
+		"shared_buffers": sharedBuffers, "max_wal_size": "16GB", "min_wal_size": "2GB", "wal_init_zero": "off", "wal_compression": c.walCompression()} {
 		var got string
 		conn, err := pgx.Connect(t.Context(), c.URL("postgres"))
 		if err != nil {
@@ -105,6 +111,27 @@ func TestLifecycle(t *testing.T) {
 	}
 	if n := count(t, c2.URL("copy"), "SELECT count(*) FROM kept"); n != 2 {
 		t.Fatalf("rows in copy = %d", n)
+	}
+}
+
+func TestSharedBuffersAreAQuarterOfMemory(t *testing.T) {
+	for _, tc := range []struct {
+		mem  int64
+		want int64
+	}{
+		{0, 1024},                // unknown: 1GB
+		{256 << 20, 128},         // never below PostgreSQL's default
+		{4 << 30, 1024},          // a quarter
+		{24 << 30, 6144},         // a quarter
+		{31<<30 + 512<<20, 8064}, // a quarter, in whole MB
+		{64 << 30, 8192},         // at most 8GB
+	} {
+		if got := sharedBuffersMB(tc.mem); got != tc.want {
+			t.Errorf("sharedBuffersMB(%d) = %d, want %d", tc.mem, got, tc.want)
+		}
+	}
+	if memTotal() <= 0 {
+		t.Errorf("memTotal() = %d; /proc/meminfo unreadable?", memTotal())
 	}
 }
 
