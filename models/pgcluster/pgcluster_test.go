@@ -190,3 +190,22 @@ func TestRootUnreachableDir(t *testing.T) {
 		t.Fatalf("permissions of %s changed to %v", private, st.Mode().Perm())
 	}
 }
+
+// wal_compression is lz4 only when this PostgreSQL accepts it; a build
+// without lz4 gets pglz ("on") instead of a server that will not start.
+func TestWALCompressionFallsBackToPglz(t *testing.T) {
+	for _, tc := range []struct {
+		exit int
+		want string
+	}{{0, "lz4"}, {1, "on"}} {
+		bin := t.TempDir()
+		script := fmt.Sprintf("#!/bin/sh\n[ \"$*\" = \"-D /data -C wal_compression -c wal_compression=lz4\" ] || exit 3\nexit %d\n", tc.exit)
+		if err := os.WriteFile(filepath.Join(bin, "postgres"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c := &Cluster{dir: t.TempDir(), data: "/data", bin: bin}
+		if got := c.walCompression(); got != tc.want {
+			t.Errorf("postgres -C exiting %d: wal_compression = %q, want %q", tc.exit, got, tc.want)
+		}
+	}
+}
