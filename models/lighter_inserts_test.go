@@ -53,12 +53,7 @@ func TestClaimsKeepTheirProgram(t *testing.T) {
 	ctx := context.Background()
 	m := newMerchant(t, s, "fk@example.kr")
 	const spare = "FK-SPARE"
-	if _, err := s.Pool.Exec(ctx, `INSERT INTO programs (code, agency_code, name, platform, outage_starts_at, outage_ends_at,
-			window_opens_at, window_closes_at, compensation_cap, four_eyes_threshold)
-		SELECT $2, agency_code, name || ' (FK)', platform, outage_starts_at, outage_ends_at, window_opens_at, window_closes_at,
-			compensation_cap, four_eyes_threshold FROM programs WHERE code = $1`, models.DemoProgram, spare); err != nil {
-		t.Fatal(err)
-	}
+	copyDemoProgram(t, s, spare)
 	claims := func() int { return count(t, s, `SELECT count(*) FROM claims`) }
 
 	// A statement with one missing program among good ones writes nothing.

@@ -75,12 +75,7 @@ func TestStatusCountsFollowEveryStatement(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	const other = "STATUS-TEST"
-	if _, err := s.Pool.Exec(ctx, `INSERT INTO programs (code, agency_code, name, platform, outage_starts_at, outage_ends_at,
-			window_opens_at, window_closes_at, compensation_cap, four_eyes_threshold)
-		SELECT $2, agency_code, name || ' (2)', platform, outage_starts_at, outage_ends_at, window_opens_at, window_closes_at,
-			compensation_cap, four_eyes_threshold FROM programs WHERE code = $1`, models.DemoProgram, other); err != nil {
-		t.Fatal(err)
-	}
+	copyDemoProgram(t, s, other)
 	m := newMerchant(t, s, "counts@example.kr")
 	exec := func(step, sql string, args ...any) int64 {
 		t.Helper()

@@ -37,6 +37,18 @@ func newStore(t *testing.T) *models.Store {
 	return s
 }
 
+// copyDemoProgram adds a program named code with the demo program's
+// agency, window and limits.
+func copyDemoProgram(t *testing.T, s *models.Store, code string) {
+	t.Helper()
+	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO programs (code, agency_code, name, platform, outage_starts_at, outage_ends_at,
+			window_opens_at, window_closes_at, compensation_cap, four_eyes_threshold)
+		SELECT $2, agency_code, name || ' (' || $2 || ')', platform, outage_starts_at, outage_ends_at, window_opens_at, window_closes_at,
+			compensation_cap, four_eyes_threshold FROM programs WHERE code = $1`, models.DemoProgram, code); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newMerchant(t *testing.T, s *models.Store, email string) *models.User {
 	t.Helper()
 	u, err := s.CreateUser(context.Background(), models.NewUser{Email: email, Name: "김상인", Phone: "010-1111-2222", Password: "correct horse", Roles: []string{models.RoleMerchant}})
