@@ -56,9 +56,11 @@ func TestLifecycle(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pg")
 	c := start(t, dir)
 	exec1(t, c.URL(DefaultDatabase), "CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)")
-	sharedBuffers := fmt.Sprintf("%dMB", sharedBuffersMB(memTotal()))
-	if sharedBuffersMB(memTotal())%1024 == 0 {
-		sharedBuffers = fmt.Sprintf("%dGB", sharedBuffersMB(memTotal())/1024)
+	// PostgreSQL shows the setting in the largest unit that divides it.
+	mb := sharedBuffersMB(memTotal())
+	sharedBuffers := fmt.Sprintf("%dMB", mb)
+	if mb%1024 == 0 {
+		sharedBuffers = fmt.Sprintf("%dGB", mb/1024)
 	}
 	for name, want := range map[string]string{"fsync": "on", "synchronous_commit": "on", "max_connections": "200", "listen_addresses": "127.0.0.1",
 		"shared_buffers": sharedBuffers, "max_wal_size": "16GB", "min_wal_size": "2GB", "wal_init_zero": "off", "wal_compression": c.walCompression()} {
