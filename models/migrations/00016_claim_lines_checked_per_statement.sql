@@ -50,7 +50,7 @@ BEGIN
         RETURN NULL;
     END IF;
     -- One primary-key probe per claim named (see the note at the top).
-    PERFORM 1 FROM unnest(named) AS n(id), LATERAL (SELECT FROM claims c WHERE c.id = n.id FOR KEY SHARE OF c) AS locked;
+    PERFORM 1 FROM unnest(named) AS n(id), LATERAL (SELECT FROM claims c WHERE c.id = n.id FOR KEY SHARE OF c) AS probe;
     GET DIAGNOSTICS claims_locked = ROW_COUNT;
     IF claims_locked = coalesce(cardinality(named), 0) THEN
         RETURN NULL;
@@ -75,6 +75,8 @@ CREATE FUNCTION claims_take_their_lines() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     gone uuid[];
 BEGIN
+    -- Claims are deleted only by hand and in tests (the purge anonymises
+    -- them), so "= ANY" is enough here.
     SELECT array_agg(id) INTO gone FROM old_rows;
     DELETE FROM claim_goods WHERE claim_id = ANY (gone);
     DELETE FROM claim_events WHERE claim_id = ANY (gone);
@@ -124,14 +126,14 @@ BEGIN
         -- size of users when this session planned it (see the note at the top).
         SELECT array_agg(DISTINCT program_code), array_agg(DISTINCT merchant_id)
             INTO programs_named, merchants_named FROM new_rows;
-        PERFORM 1 FROM unnest(programs_named) AS n(code), LATERAL (SELECT FROM programs p WHERE p.code = n.code FOR KEY SHARE OF p) AS locked;
+        PERFORM 1 FROM unnest(programs_named) AS n(code), LATERAL (SELECT FROM programs p WHERE p.code = n.code FOR KEY SHARE OF p) AS probe;
         GET DIAGNOSTICS locked = ROW_COUNT;
         IF locked <> coalesce(cardinality(programs_named), 0) THEN
             RAISE EXCEPTION 'insert or update on table "claims" violates foreign key constraint "claims_program_code_fkey"'
                 USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'claims_program_code_fkey', TABLE = 'claims',
                       DETAIL = 'a claim names a program that does not exist';
         END IF;
-        PERFORM 1 FROM unnest(merchants_named) AS n(id), LATERAL (SELECT FROM users u WHERE u.id = n.id FOR KEY SHARE OF u) AS locked;
+        PERFORM 1 FROM unnest(merchants_named) AS n(id), LATERAL (SELECT FROM users u WHERE u.id = n.id FOR KEY SHARE OF u) AS probe;
         GET DIAGNOSTICS locked = ROW_COUNT;
         IF locked <> coalesce(cardinality(merchants_named), 0) THEN
             RAISE EXCEPTION 'insert or update on table "claims" violates foreign key constraint "claims_merchant_id_fkey"'
