@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -133,26 +132,13 @@ func TestClaimLinesKeepTheirClaim(t *testing.T) {
 	if _, err := s.Pool.Exec(ctx, `DELETE FROM outbox WHERE aggregate_id = $1`, last); err != nil {
 		t.Fatal(err)
 	}
-	deleted := make(chan error, 1)
-	go func() {
-		_, err := s.Pool.Exec(ctx, `DELETE FROM claims WHERE id = $1`, last)
-		deleted <- err
-	}()
-	select {
-	case err := <-deleted:
-		t.Fatalf("the delete did not wait for the uncommitted goods line: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	deleted := execBehind(s, `DELETE FROM claims WHERE id = $1`, last)
+	stillWaiting(t, deleted, "the delete of a claim with an uncommitted goods line")
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-deleted:
-		if err != nil {
-			t.Fatalf("deleting the claim after its new goods line committed: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the delete is still waiting after the goods line committed")
+	if err := finished(t, deleted, "the delete of the claim"); err != nil {
+		t.Fatalf("deleting the claim after its new goods line committed: %v", err)
 	}
 	if n := count(t, s, orphansSQL); n != 0 {
 		t.Fatalf("%d goods lines or timeline entries name a missing claim", n)
@@ -175,25 +161,13 @@ func TestClaimLinesKeepTheirClaim(t *testing.T) {
 	if _, err := dtx.Exec(ctx, `DELETE FROM claims WHERE id = $1`, f.ID); err != nil {
 		t.Fatal(err)
 	}
-	inserted := make(chan error, 1)
-	go func() {
-		_, err := s.Pool.Exec(ctx, insertEventsSQL, []uuid.UUID{f.ID})
-		inserted <- err
-	}()
-	select {
-	case err := <-inserted:
-		t.Fatalf("the insert did not wait for the uncommitted delete: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	inserted := execBehind(s, insertEventsSQL, []uuid.UUID{f.ID})
+	stillWaiting(t, inserted, "a timeline entry for a claim being deleted")
 	if err := dtx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-inserted:
-		lineViolation(t, "a timeline entry for a claim deleted meanwhile", "claim_events_claim_id_fkey", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the insert is still waiting after the delete committed")
-	}
+	lineViolation(t, "a timeline entry for a claim deleted meanwhile", "claim_events_claim_id_fkey",
+		finished(t, inserted, "the timeline entry"))
 	if n := count(t, s, orphansSQL); n != 0 {
 		t.Fatalf("%d goods lines or timeline entries name a missing claim", n)
 	}

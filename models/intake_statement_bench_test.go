@@ -9,9 +9,7 @@ import (
 	"testing"
 
 	"github.com/relief/relief/models"
-	"github.com/relief/relief/models/pgtest"
 	"github.com/relief/relief/models/rules"
-	"github.com/relief/relief/models/vault"
 )
 
 // BenchmarkIntakeGroupStatement measures what intake's group statement costs
@@ -25,23 +23,8 @@ import (
 //	go test ./models -run '^$' -bench IntakeGroupStatement -benchtime 400x
 func BenchmarkIntakeGroupStatement(b *testing.B) {
 	ctx := context.Background()
-	v, err := vault.Parse(vault.NewKeySpec("t1"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := models.Open(ctx, pgtest.NewDB(b), 4, v)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
-	if err := s.Seed(ctx); err != nil {
-		b.Fatal(err)
-	}
-	m, err := s.CreateUser(ctx, models.NewUser{Email: "bench@example.kr", Name: "김상인", Phone: "010-1111-2222",
-		Password: "correct horse", Roles: []string{models.RoleMerchant}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := newStore(b)
+	m := newMerchant(b, s, "bench@example.kr")
 	next := 0
 	group := func(size int) error {
 		keys, in := make([]string, size), make([]*models.ClaimInput, size)

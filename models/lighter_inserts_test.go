@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -120,25 +119,12 @@ func TestClaimsKeepTheirProgram(t *testing.T) {
 	if _, err := tx.Exec(ctx, insertClaimsSQL, []string{"FK-RENAMED"}, m.ID, "FKC"); err != nil {
 		t.Fatal(err)
 	}
-	deleted := make(chan error, 1)
-	go func() {
-		_, err := s.Pool.Exec(ctx, `DELETE FROM programs WHERE code = 'FK-RENAMED'`)
-		deleted <- err
-	}()
-	select {
-	case err := <-deleted:
-		t.Fatalf("the delete did not wait for the uncommitted claim: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	deleted := execBehind(s, `DELETE FROM programs WHERE code = 'FK-RENAMED'`)
+	stillWaiting(t, deleted, "the delete of a program an uncommitted claim names")
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-deleted:
-		fkViolation(t, "deleting a program while a claim naming it commits", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the delete is still waiting after the claim committed")
-	}
+	fkViolation(t, "deleting a program while a claim naming it commits", finished(t, deleted, "the delete of the program"))
 	if n := count(t, s, `SELECT count(*) FROM claims c WHERE NOT EXISTS (SELECT 1 FROM programs p WHERE p.code = c.program_code)`); n != 0 {
 		t.Fatalf("%d claims name a missing program", n)
 	}

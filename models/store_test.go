@@ -19,7 +19,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func newStore(t *testing.T) *models.Store {
+func newStore(t testing.TB) *models.Store {
 	t.Helper()
 	ctx := context.Background()
 	v, err := vault.Parse(vault.NewKeySpec("t1"))
@@ -49,7 +49,7 @@ func copyDemoProgram(t *testing.T, s *models.Store, code string) {
 	}
 }
 
-func newMerchant(t *testing.T, s *models.Store, email string) *models.User {
+func newMerchant(t testing.TB, s *models.Store, email string) *models.User {
 	t.Helper()
 	u, err := s.CreateUser(context.Background(), models.NewUser{Email: email, Name: "김상인", Phone: "010-1111-2222", Password: "correct horse", Roles: []string{models.RoleMerchant}})
 	if err != nil {
@@ -100,6 +100,41 @@ func file(t *testing.T, s *models.Store, u *models.User, key string, in *models.
 		}
 	}
 	return status, f, err
+}
+
+// execBehind runs one statement on its own connection and delivers its
+// error, for tests that race it against an open transaction.
+func execBehind(s *models.Store, sql string, args ...any) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Pool.Exec(context.Background(), sql, args...)
+		done <- err
+	}()
+	return done
+}
+
+// stillWaiting fails the test if the statement behind done has finished
+// within 300 ms: it should be waiting for a lock.
+func stillWaiting(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf("%s did not wait: %v", what, err)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// finished returns the error of the statement behind done once the lock it
+// waited for is gone, and fails the test if it is still waiting after 10 s.
+func finished(t *testing.T, done <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s is still waiting 10 s after the lock was released", what)
+		return nil
+	}
 }
 
 func count(t *testing.T, s *models.Store, sql string, args ...any) int {
