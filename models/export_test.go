@@ -50,11 +50,7 @@ func (s *Store) WriteClaimGroup(ctx context.Context, merchant *User, keys []stri
 		if err != nil {
 			return err
 		}
-		id := newClaimID()
-		sealed := s.sealAccount(id, c.Bank.BankCode, account)
-		group[i] = &claimRow{id: id, program: c.Program, merchant: merchant.ID, brn: brn.String(), in: c, at: now,
-			scope: "claims:" + merchant.ID.String(), key: keys[i], hash: []byte{byte(i)}, last4: sealed.last4,
-			blindIndex: sealed.blindIndex, ciphertext: sealed.ciphertext, keyID: sealed.keyID}
+		group[i] = s.newClaimRow(merchant, c.Program, brn, account, c, now, claimScope(merchant), keys[i], []byte{byte(i)})
 	}
 	bodies, err := s.writeMany(ctx, group)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/relief/relief/models/rules"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -31,7 +33,7 @@ func (s *Store) FileClaim(ctx context.Context, merchant *User, idemKey string, r
 	if !merchant.HasRole(RoleMerchant) {
 		return 0, nil, Coded(EFORBIDDEN, "forbidden", "only merchants file claims")
 	}
-	scope := "claims:" + merchant.ID.String()
+	scope := claimScope(merchant)
 	body, err := s.fileClaimOnce(ctx, merchant, scope, idemKey, reqHash, in)
 	if err == nil {
 		s.intake.outboxKick(s)
@@ -62,6 +64,9 @@ func (s *Store) FileClaim(ctx context.Context, merchant *User, idemKey string, r
 	return 0, nil, domain
 }
 
+// claimScope is the Idempotency-Key scope of a merchant's claims.
+func claimScope(merchant *User) string { return "claims:" + merchant.ID.String() }
+
 // duplicateClaim: the program already has a claim for brn (FileClaim names
 // it, or answers the replay when it was this request's).
 func duplicateClaim(brn string) *Error {
@@ -91,12 +96,19 @@ func (s *Store) fileClaimOnce(ctx context.Context, merchant *User, scope, idemKe
 		return nil, err
 	}
 
+	row := s.newClaimRow(merchant, p.Code, brn, account, in, now, scope, idemKey, reqHash)
+	return s.intake.write(ctx, s, row)
+}
+
+// newClaimRow draws the claim's id and seals its account number under it:
+// the row intake writes for a validated claim.
+func (s *Store) newClaimRow(merchant *User, program string, brn rules.BRN, account string, in *ClaimInput,
+	at time.Time, scope, key string, hash []byte) *claimRow {
 	id := newClaimID()
 	sealed := s.sealAccount(id, in.Bank.BankCode, account)
-	row := &claimRow{id: id, program: p.Code, merchant: merchant.ID, brn: brn.String(), in: in, at: now,
-		scope: scope, key: idemKey, hash: reqHash, last4: sealed.last4, blindIndex: sealed.blindIndex,
+	return &claimRow{id: id, program: program, merchant: merchant.ID, brn: brn.String(), in: in, at: at,
+		scope: scope, key: key, hash: hash, last4: sealed.last4, blindIndex: sealed.blindIndex,
 		ciphertext: sealed.ciphertext, keyID: sealed.keyID}
-	return s.intake.write(ctx, s, row)
 }
 
 // claimRow is one validated claim, ready to be written.
