@@ -111,6 +111,60 @@ func TestLoopSendsEveryRequestOnce(t *testing.T) {
 	}
 }
 
+// The loop stops reading a socket once a read leaves room in its buffer and
+// relies on epoll to bring it back: an answer whose head and body arrive
+// apart, one whose body arrives in three writes, and one larger than the
+// read buffer (so a read fills it and the loop must read again at once)
+// all reach their request whole.
+func TestLoopReadsAnswersInPieces(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 3*rawReadBuf/16) + "tail"
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(r.Header.Get("Idempotency-Key"))
+		switch i % 3 {
+		case 0: // head, a pause, then the body (chunked)
+			w.WriteHeader(http.StatusAccepted)
+			w.(http.Flusher).Flush()
+			time.Sleep(20 * time.Millisecond)
+			io.WriteString(w, "late body "+strconv.Itoa(i))
+		case 1: // a Content-Length answer in three writes
+			body := "one,two,three " + strconv.Itoa(i)
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			for _, part := range []string{body[:4], body[4:8], body[8:]} {
+				io.WriteString(w, part)
+				w.(http.Flusher).Flush()
+				time.Sleep(5 * time.Millisecond)
+			}
+		case 2:
+			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+			io.WriteString(w, big)
+		}
+	})
+	c := newRaw(t, srv.URL, RawClientConfig{})
+	const n = 30
+	a := newLoopAnswers(n)
+	rep, _, err := RunLoop(t.Context(), LoopConfig{Config: Config{N: n, Rate: 500, Concurrency: 4, Duration: 10 * time.Second}, Client: c, Timeout: 5 * time.Second}, keyedPost(c), a.answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completed != n || a.calls != n {
+		t.Fatalf("report %+v, %d answers", rep, a.calls)
+	}
+	for i := range n {
+		var want string
+		switch i % 3 {
+		case 0:
+			want = "late body " + strconv.Itoa(i)
+		case 1:
+			want = "one,two,three " + strconv.Itoa(i)
+		case 2:
+			want = big
+		}
+		if a.err[i] != nil || a.body[i] != want || a.status[i] < 200 || a.status[i] > 299 {
+			t.Fatalf("request %d: %d %v, body of %d bytes %.40q…", i, a.status[i], a.err[i], len(a.body[i]), a.body[i])
+		}
+	}
+}
+
 // A server slower than the offered rate: with one connection, requests
 // wait for it, and their latency counts from their intended time.
 func TestLoopMeasuresFromIntendedTime(t *testing.T) {
