@@ -40,6 +40,21 @@ func keyedPost(c *RawClient) LoopRequest {
 	}
 }
 
+// runKeyed runs cfg (its Client set here) against url with keyedPost
+// requests and returns the report, the connection counts, what each request
+// was answered, and the client; a set-up error ends the test.
+func runKeyed(t *testing.T, url string, cfg LoopConfig) (*Report, LoopStats, *loopAnswers, *RawClient) {
+	t.Helper()
+	c := newRaw(t, url, RawClientConfig{})
+	cfg.Client = c
+	a := newLoopAnswers(cfg.N)
+	rep, st, err := RunLoop(t.Context(), cfg, keyedPost(c), a.answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, st, a, c
+}
+
 // Every request is sent once, on the connections opened and primed before
 // the clock, and each answer (202, 429 with Retry-After, a chunked one)
 // reaches the right request.
@@ -65,17 +80,12 @@ func TestLoopSendsEveryRequestOnce(t *testing.T) {
 			io.WriteString(w, "part two")
 		}
 	})
-	c := newRaw(t, srv.URL, RawClientConfig{})
 	const n, conns = 600, 16
-	a := newLoopAnswers(n)
-	rep, st, err := RunLoop(t.Context(), LoopConfig{
-		Config: Config{N: n, Rate: 3000, Concurrency: conns, Duration: 10 * time.Second},
-		Client: c, Timeout: 5 * time.Second,
-		Prime: &RawRequest{Method: "GET", Target: "/healthz"},
-	}, keyedPost(c), a.answer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, st, a, _ := runKeyed(t, srv.URL, LoopConfig{
+		Config:  Config{N: n, Rate: 3000, Concurrency: conns, Duration: 10 * time.Second},
+		Timeout: 5 * time.Second,
+		Prime:   &RawRequest{Method: "GET", Target: "/healthz"},
+	})
 	if rep.Completed != n || rep.Started != n || rep.NotSent != 0 || rep.Cancelled != 0 || rep.Scheduled != n || rep.CapReached {
 		t.Fatalf("report %+v", rep)
 	}
@@ -139,13 +149,8 @@ func TestLoopReadsAnswersInPieces(t *testing.T) {
 			io.WriteString(w, big)
 		}
 	})
-	c := newRaw(t, srv.URL, RawClientConfig{})
 	const n = 30
-	a := newLoopAnswers(n)
-	rep, _, err := RunLoop(t.Context(), LoopConfig{Config: Config{N: n, Rate: 500, Concurrency: 4, Duration: 10 * time.Second}, Client: c, Timeout: 5 * time.Second}, keyedPost(c), a.answer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, _, a, _ := runKeyed(t, srv.URL, LoopConfig{Config: Config{N: n, Rate: 500, Concurrency: 4, Duration: 10 * time.Second}, Timeout: 5 * time.Second})
 	if rep.Completed != n || a.calls != n {
 		t.Fatalf("report %+v, %d answers", rep, a.calls)
 	}
@@ -172,13 +177,8 @@ func TestLoopMeasuresFromIntendedTime(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		echo(w, r)
 	})
-	c := newRaw(t, srv.URL, RawClientConfig{})
 	const n = 10
-	a := newLoopAnswers(n)
-	rep, _, err := RunLoop(t.Context(), LoopConfig{Config: Config{N: n, Rate: 100, Concurrency: 1, Duration: 10 * time.Second}, Client: c}, keyedPost(c), a.answer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, _, _, _ := runKeyed(t, srv.URL, LoopConfig{Config: Config{N: n, Rate: 100, Concurrency: 1, Duration: 10 * time.Second}})
 	// Request 9 is due at 90 ms and can finish only after 10 × 50 ms.
 	if rep.Completed != n || rep.Latency[n-1] < 350*time.Millisecond || rep.MaxStartLag < 300*time.Millisecond || rep.LateStarts == 0 || rep.MaxInFlight != 1 {
 		t.Fatalf("report %+v", rep)
@@ -207,13 +207,8 @@ func TestLoopConnectionsClosedAndTimeouts(t *testing.T) {
 		}
 		echo(w, r)
 	})
-	c := newRaw(t, srv.URL, RawClientConfig{})
 	const n = 10
-	a := newLoopAnswers(n)
-	rep, st, err := RunLoop(t.Context(), LoopConfig{Config: Config{N: n, Rate: 200, Concurrency: 2, Duration: 10 * time.Second}, Client: c, Timeout: 150 * time.Millisecond}, keyedPost(c), a.answer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, st, a, _ := runKeyed(t, srv.URL, LoopConfig{Config: Config{N: n, Rate: 200, Concurrency: 2, Duration: 10 * time.Second}, Timeout: 150 * time.Millisecond})
 	if rep.Completed != n {
 		t.Fatalf("report %+v", rep)
 	}
@@ -244,13 +239,8 @@ func TestLoopStopsAtCapAndOnInterrupt(t *testing.T) {
 		echo(w, r)
 	})
 	t.Cleanup(func() { close(hang) }) // before the server's Close, which waits for its handlers
-	c := newRaw(t, srv.URL, RawClientConfig{})
-	a := newLoopAnswers(1000)
 	t0 := time.Now()
-	rep, _, err := RunLoop(t.Context(), LoopConfig{Config: Config{N: 1000, Rate: 100, Concurrency: 4, Duration: 300 * time.Millisecond}, Client: c}, keyedPost(c), a.answer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, _, a, c := runKeyed(t, srv.URL, LoopConfig{Config: Config{N: 1000, Rate: 100, Concurrency: 4, Duration: 300 * time.Millisecond}})
 	if time.Since(t0) > 3*time.Second || !rep.CapReached || rep.Interrupted {
 		t.Fatalf("after %v: %+v", time.Since(t0), rep)
 	}
@@ -263,7 +253,7 @@ func TestLoopStopsAtCapAndOnInterrupt(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	rep, _, err = RunLoop(ctx, LoopConfig{Config: Config{N: 100, Rate: 100, Concurrency: 4, Duration: time.Minute}, Client: c}, func(i int, dst []byte) []byte {
+	rep, _, err := RunLoop(ctx, LoopConfig{Config: Config{N: 100, Rate: 100, Concurrency: 4, Duration: time.Minute}, Client: c}, func(i int, dst []byte) []byte {
 		return c.AppendRequest(dst, post("{}", RawHeader{"Idempotency-Key", "x"}))
 	}, newLoopAnswers(100).answer)
 	if err != nil || !rep.Interrupted || rep.CapReached || rep.Completed == 0 || rep.Completed == 100 {
