@@ -18,6 +18,7 @@ import (
 
 	"github.com/relief/relief/cmd/relief/config"
 	"github.com/relief/relief/models"
+	"github.com/relief/relief/rawnet"
 	"github.com/relief/relief/web"
 )
 
@@ -135,7 +136,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(add
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn), // TLS handshake noise as JSON, not on stderr
 	}
-	ln, err := listen(addr)
+	ln, err := rawnet.Listen(addr)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/relief/relief/models/vault"
+	"github.com/relief/relief/rawnet"
 )
 
 // Store is the PostgreSQL system of record.
@@ -49,6 +50,7 @@ func Open(ctx context.Context, databaseURL string, maxConns int32, v *vault.Vaul
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	cfg.ConnConfig.DialFunc = rawnet.Dial // see package rawnet
 	cfg.ConnConfig.RuntimeParams["application_name"] = "relief"
 	// A stuck query must not hold a request forever; surge handling relies on it.
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "30000"

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/relief/relief/rawnet"
 )
 
 // Event loop: the open loop of Run and the transport of RawClient in one
@@ -26,11 +28,12 @@ import (
 // sockets in its own epoll set, each request written with one write, each
 // answer read until it is whole, no goroutine per request.
 //
-// The loop's own system calls (epoll_wait, read, write) are raw: they do not
-// tell the Go scheduler they are in a system call. A goroutine that keeps
-// entering and leaving system calls keeps the runtime's monitor thread
-// (sysmon) waking every 20 µs to see whether its P should be handed to
-// another thread; on 2 cores that monitor took a quarter of the tool's CPU.
+// The loop's own system calls (epoll_wait, and read and write by rawnet) are
+// raw: they do not tell the Go scheduler they are in a system call. A
+// goroutine that keeps entering and leaving system calls keeps the runtime's
+// monitor thread (sysmon) waking every 20 µs to see whether its P should be
+// handed to another thread; on 2 cores that monitor took a quarter of the
+// tool's CPU.
 // The loop is the tool's only busy goroutine and never wants to give its P
 // away; preemption (a signal, which ends epoll_wait with EINTR) still
 // reaches it, so the garbage collector can stop it.
@@ -40,24 +43,6 @@ func rawEpollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
 	// epoll_pwait with no signal mask is epoll_wait, and exists on every
 	// Linux architecture (arm64 has no epoll_wait).
 	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
-// rawRead is read(2) without the scheduler's syscall hooks.
-func rawRead(fd int, p []byte) (int, error) {
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
-// rawWrite is write(2) without the scheduler's syscall hooks.
-func rawWrite(fd int, p []byte) (int, error) {
-	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 	if errno != 0 {
 		return 0, errno
 	}
@@ -322,7 +307,7 @@ func (e *eventLoop) run(ctx context.Context, request LoopRequest) *Report {
 // EPOLLOUT.
 func (e *eventLoop) write(c *loopConn) {
 	for c.written < len(c.out) {
-		k, err := rawWrite(c.fd, c.out[c.written:])
+		k, err := rawnet.Write(c.fd, c.out[c.written:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -353,7 +338,7 @@ func (e *eventLoop) read(c *loopConn) time.Duration {
 			c.in = append(c.in, make([]byte, cap(c.in))...)[:len(c.in)]
 		}
 		room := cap(c.in) - len(c.in)
-		k, err := rawRead(c.fd, c.in[len(c.in):cap(c.in)])
+		k, err := rawnet.Read(c.fd, c.in[len(c.in):cap(c.in)])
 		if err == unix.EINTR {
 			continue
 		}

@@ -1,6 +1,7 @@
-package handlers
+package rawnet
 
 import (
+	"context"
 	"io"
 	"net"
 	"os"
@@ -10,9 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// listen returns a TCP listener whose connections read and write with raw
-// system calls (see rawConn).
-func listen(addr string) (net.Listener, error) {
+// Listen returns a TCP listener whose connections read and write with raw
+// system calls.
+func Listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -30,11 +31,55 @@ func (l rawListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return wrap(c), nil
+}
+
+// Dial dials like net.Dialer.DialContext; a TCP connection comes back raw.
+// (pgx's DialFunc has this signature.)
+func Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		return wrap(tc), nil
+	}
+	return c, nil
+}
+
+func wrap(c *net.TCPConn) net.Conn {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return c, nil
+		return c
 	}
-	return &rawConn{TCPConn: c, raw: rc}, nil
+	return &rawConn{TCPConn: c, raw: rc}
+}
+
+// Read is read(2) without the scheduler's system-call hooks. An empty p
+// reads nothing.
+func Read(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// Write is write(2) without the scheduler's system-call hooks. An empty p
+// writes nothing.
+func Write(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // rawMax: reads and writes up to this size are raw; a larger write (an
@@ -42,16 +87,9 @@ func (l rawListener) Accept() (net.Conn, error) {
 // call never holds a scheduler slot for long.
 const rawMax = 64 << 10
 
-// rawConn is a TCP connection whose reads and writes call read(2) and
-// write(2) without Go's system-call hooks. A request answered from memory (a
-// 429 above all) costs a read and a write on a non-blocking socket; each
-// marks the goroutine's P as in a system call, and a loopback write that
-// delivers into the peer's socket lasts long enough for the runtime's monitor
-// to hand the P to another thread. Under a surge that was two thread wake-ups
-// and a monitor that polls every 20 µs for every request. Raw, the P stays
-// with its thread; a socket that is not ready still parks the goroutine on
-// the poller (syscall.RawConn), with deadlines and Close working as before.
-// Everything else (deadlines, CloseWrite, sendfile) is the *net.TCPConn's.
+// rawConn is a TCP connection whose Read and Write are raw (see the package
+// comment). Everything else (deadlines, CloseWrite, sendfile) is the
+// *net.TCPConn's.
 type rawConn struct {
 	*net.TCPConn
 	raw syscall.RawConn
@@ -65,17 +103,17 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	var errno syscall.Errno
 	err := c.raw.Read(func(fd uintptr) bool {
 		for {
-			m, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case 0:
-				n = int(m)
+			m, err := Read(int(fd), p)
+			switch err {
+			case nil:
+				n = m
 				return true
 			case unix.EINTR:
 				continue
 			case unix.EAGAIN:
 				return false // park until readable (or the deadline)
 			default:
-				errno = e
+				errno = err.(syscall.Errno)
 				return true
 			}
 		}
@@ -99,15 +137,15 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	var errno syscall.Errno
 	err := c.raw.Write(func(fd uintptr) bool {
 		for n < len(p) {
-			m, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch e {
-			case 0:
-				n += int(m)
+			m, err := Write(int(fd), p[n:])
+			switch err {
+			case nil:
+				n += m
 			case unix.EINTR:
 			case unix.EAGAIN:
 				return false // park until writable (or the deadline)
 			default:
-				errno = e
+				errno = err.(syscall.Errno)
 				return true
 			}
 		}

@@ -1,8 +1,9 @@
-package handlers
+package rawnet
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,19 +14,24 @@ import (
 	"time"
 )
 
-// rawPair returns an accepted rawConn and the client end of its connection.
-func rawPair(t *testing.T) (*rawConn, net.Conn) {
+// rawPair returns an accepted rawConn and the client end of its connection,
+// dialled with Dial (so raw too).
+func rawPair(t *testing.T) (*rawConn, *rawConn) {
 	t.Helper()
-	ln, err := listen("127.0.0.1:0")
+	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	client, err := net.Dial("tcp", ln.Addr().String())
+	dialled, err := Dial(context.Background(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { client.Close() })
+	t.Cleanup(func() { dialled.Close() })
+	client, ok := dialled.(*rawConn)
+	if !ok {
+		t.Fatalf("dialled %T, want *rawConn", dialled)
+	}
 	c, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +52,7 @@ func TestRawConnCarriesBytesBothWays(t *testing.T) {
 	// Small socket buffers, and a client that starts reading late: the raw
 	// writes of the larger sizes fill them and must park on EAGAIN.
 	_ = server.SetWriteBuffer(32 << 10)
-	_ = client.(*net.TCPConn).SetReadBuffer(32 << 10)
+	_ = client.SetReadBuffer(32 << 10)
 	// Sizes on both sides of rawMax, and 8 MB written in raw-sized pieces:
 	// more than the socket buffers hold, so raw writes meet EAGAIN and park
 	// until the client reads.
@@ -143,7 +149,7 @@ func TestRawConnEOFDeadlineAndClose(t *testing.T) {
 // read, and a 429 turned away before its body is read all pass through
 // net/http on raw connections.
 func TestRawListenerServesHTTP(t *testing.T) {
-	ln, err := listen("127.0.0.1:0")
+	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
