@@ -120,7 +120,7 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	})
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, named("read", err)
 	case errno != 0:
 		return 0, c.opError("read", errno)
 	case n == 0:
@@ -153,11 +153,20 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	})
 	switch {
 	case err != nil:
-		return n, err
+		return n, named("write", err)
 	case errno != 0:
 		return n, c.opError("write", errno)
 	}
 	return n, nil
+}
+
+// named gives a deadline or close error from syscall.RawConn ("raw-read")
+// the operation a net.Conn reports ("read"), for logs that read as before.
+func named(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		oe.Op = op
+	}
+	return err
 }
 
 func (c *rawConn) opError(op string, errno syscall.Errno) error {

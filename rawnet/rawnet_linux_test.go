@@ -112,6 +112,9 @@ func TestRawConnEOFDeadlineAndClose(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("read past its deadline: %v, want a timeout", err)
 	}
+	if oe, ok := err.(*net.OpError); !ok || oe.Op != "read" {
+		t.Fatalf("read past its deadline: %#v, want a *net.OpError for read", err)
+	}
 	_ = server.SetReadDeadline(time.Time{})
 
 	// A parked read ends when another goroutine closes the connection.
