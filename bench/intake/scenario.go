@@ -4,8 +4,8 @@ package main
 //
 //	ramp    capacity ramp: steps of rising offered rate up to the highest
 //	        step whose accepted claims have p99 ≤ -slo-p99 with no error at
-//	        all (every answer 202, no 429, no 5xx, no transport error; a
-//	        step that misses is tried again, -step-tries in all); C is
+//	        all (every answer 202, no 429, no 5xx, no transport error; with
+//	        -step-tries n a step that misses is offered up to n times); C is
 //	        that rate if it also holds for -hold (60 s, as long as a surge),
 //	        else the first of 0.9×, 0.81×, … of it that does.
 //	steady  -steady-factor × C (0.5) for -steady-duration: the same bar.
@@ -116,7 +116,7 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "before the ramp, or before the first phase of the other scenarios, offer half of -ramp-start for this long, not judged (new connections, cold caches); 0 skips it")
 	fs.DurationVar(&o.pause, "pause", 3*time.Second, "quiet time between phases")
 	fs.IntVar(&o.refine, "refine", 2, "after the first failing ramp step, try this many midpoints")
-	fs.IntVar(&o.stepTries, "step-tries", 2, "a ramp step that misses is offered again, up to this many times in all, before it counts as missed: one slow moment on a shared machine should not end the ramp (the hold then checks the rate for a minute)")
+	fs.IntVar(&o.stepTries, "step-tries", 1, "a ramp step that misses is offered again, up to this many times in all, before it counts as missed, so that one slow moment does not end the ramp; a step that passes on a later try tends to be one the holds then miss (README, Capacity, run 34)")
 	fs.DurationVar(&o.hold, "hold", 60*time.Second, "C must hold this long: the ramp's best step is offered again for this long, and 10% less each time it misses the bar; 0 takes the best step as C")
 	fs.IntVar(&o.holdTries, "hold-tries", 4, "holds tried before the ramp gives up on finding C")
 	fs.DurationVar(&o.sloP99, "slo-p99", 100*time.Millisecond, "a ramp or steady step passes with accepted p99 at most this (and no error)")
@@ -679,9 +679,7 @@ func (e *scenarioEnv) warmUp(ctx context.Context, rep *scenarioReport, name stri
 }
 
 // ramp raises the offered rate step by step until a step misses the bar
-// (-step-tries times: on two shared cores one stall in a 10 s step missed
-// by 1 ms and ended a ramp at 3,456/s that the next ramp took to 4,832/s),
-// then tries midpoints; the highest rate that passed must then hold for
+// (-step-tries times), then tries midpoints; the highest rate that passed must then hold for
 // -hold (the length of a surge), stepping down by a tenth each time it does
 // not, and C is the rate that held. A 10 s step can pass on a machine that
 // cannot keep that rate up for a minute (autovacuum, checkpoints and the
