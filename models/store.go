@@ -50,7 +50,7 @@ func Open(ctx context.Context, databaseURL string, maxConns int32, v *vault.Vaul
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
-	cfg.ConnConfig.DialFunc = rawnet.Dial // see package rawnet
+	cfg.ConnConfig.DialFunc = rawnet.Dialing(cfg.ConnConfig.DialFunc) // see package rawnet
 	cfg.ConnConfig.RuntimeParams["application_name"] = "relief"
 	// A stuck query must not hold a request forever; surge handling relies on it.
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "30000"

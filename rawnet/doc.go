@@ -12,3 +12,11 @@
 // working as on any net.Conn. The web listener, the PostgreSQL pool and the
 // load tool use it.
 package rawnet
+
+import (
+	"context"
+	"net"
+)
+
+// DialFunc is the shape of net.Dialer.DialContext and of pgx's DialFunc.
+type DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)

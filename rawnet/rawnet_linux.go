@@ -34,18 +34,20 @@ func (l rawListener) Accept() (net.Conn, error) {
 	return wrap(c), nil
 }
 
-// Dial dials like net.Dialer.DialContext; a TCP connection comes back raw.
-// (pgx's DialFunc has this signature.)
-func Dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
+// Dialing returns dial with its TCP connections raw; other connections
+// come back as dial made them. Wrapping the dialer a client already has
+// (pgx's, which carries its connect_timeout) keeps everything it set.
+func Dialing(dial DialFunc) DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			return wrap(tc), nil
+		}
+		return c, nil
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		return wrap(tc), nil
-	}
-	return c, nil
 }
 
 func wrap(c *net.TCPConn) net.Conn {

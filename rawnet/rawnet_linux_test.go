@@ -15,7 +15,7 @@ import (
 )
 
 // rawPair returns an accepted rawConn and the client end of its connection,
-// dialled with Dial (so raw too).
+// dialled through Dialing (so raw too).
 func rawPair(t *testing.T) (*rawConn, *rawConn) {
 	t.Helper()
 	ln, err := Listen("127.0.0.1:0")
@@ -23,7 +23,7 @@ func rawPair(t *testing.T) (*rawConn, *rawConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	dialled, err := Dial(context.Background(), "tcp", ln.Addr().String())
+	dialled, err := Dialing((&net.Dialer{}).DialContext)(context.Background(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,5 +206,31 @@ func TestRawListenerServesHTTP(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || string(got) != fmt.Sprint(size) {
 			t.Fatalf("request %d: %d %q, want 200 %d", i, resp.StatusCode, got, size)
 		}
+	}
+}
+
+// Dialing calls the dialer it was given (pgx's carries connect_timeout),
+// passes its errors through, and leaves connections other than TCP as they
+// are.
+func TestDialingKeepsTheDialer(t *testing.T) {
+	pipe, other := net.Pipe()
+	defer pipe.Close()
+	defer other.Close()
+	calls := 0
+	dial := Dialing(func(_ context.Context, _, addr string) (net.Conn, error) {
+		calls++
+		if addr == "refused" {
+			return nil, errors.New("connection refused")
+		}
+		return pipe, nil
+	})
+	if c, err := dial(context.Background(), "unix", "/run/x"); err != nil || c != pipe {
+		t.Fatalf("a pipe came back as %T (%v), want it unchanged", c, err)
+	}
+	if c, err := dial(context.Background(), "tcp", "refused"); err == nil || err.Error() != "connection refused" || c != nil {
+		t.Fatalf("a refused dial came back as %v, %v", c, err)
+	}
+	if calls != 2 {
+		t.Fatalf("the given dialer was called %d times, want 2", calls)
 	}
 }
