@@ -49,53 +49,53 @@ func TestRawConnCarriesBytesBothWays(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second) // a lost byte fails, not hangs
 	_ = server.SetDeadline(deadline)
 	_ = client.SetDeadline(deadline)
-	// Small socket buffers, and a client that starts reading late: the raw
-	// writes of the larger sizes fill them and must park on EAGAIN.
-	_ = server.SetWriteBuffer(32 << 10)
-	_ = client.SetReadBuffer(32 << 10)
-	// Sizes on both sides of rawMax, and 8 MB written in raw-sized pieces:
-	// more than the socket buffers hold, so raw writes meet EAGAIN and park
-	// until the client reads.
+	// Small socket buffers, and a reader that starts late: the raw writes of
+	// the larger sizes fill them and must park on EAGAIN.
+	for _, c := range []*rawConn{server, client} {
+		_ = c.SetWriteBuffer(32 << 10)
+		_ = c.SetReadBuffer(32 << 10)
+	}
+	// Sizes on both sides of rawMax, and 8 MB in raw-sized pieces: more than
+	// the socket buffers hold, so raw writes meet EAGAIN and park until the
+	// other end reads.
 	for _, size := range []int{1, 4096, rawMax, rawMax + 1, 8 << 20} {
 		want := bytes.Repeat([]byte(fmt.Sprint(size%10)), size)
-		errc := make(chan error, 1)
-		go func() {
-			for rest := want; len(rest) > 0; {
-				piece := rest[:min(len(rest), rawMax)]
-				n, err := server.Write(piece)
-				if err == nil && n != len(piece) {
-					err = fmt.Errorf("wrote %d of %d bytes", n, len(piece))
-				}
-				if err != nil {
-					errc <- err
-					return
-				}
-				rest = rest[n:]
+		carry(t, server, client, want, fmt.Sprintf("size %d, server to client", size))
+		carry(t, client, server, want, fmt.Sprintf("size %d, client to server", size))
+	}
+}
+
+// carry writes want from one end in raw-sized pieces while the other end,
+// starting late, reads it whole, and fails the test unless every byte
+// arrived in order.
+func carry(t *testing.T, from, to *rawConn, want []byte, what string) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		for rest := want; len(rest) > 0; {
+			piece := rest[:min(len(rest), rawMax)]
+			n, err := from.Write(piece)
+			if err == nil && n != len(piece) {
+				err = fmt.Errorf("wrote %d of %d bytes", n, len(piece))
 			}
-			errc <- nil
-		}()
-		got := make([]byte, size)
-		time.Sleep(20 * time.Millisecond)
-		if _, err := io.ReadFull(client, got); err != nil {
-			t.Fatalf("size %d: client read: %v", size, err)
+			if err != nil {
+				errc <- err
+				return
+			}
+			rest = rest[n:]
 		}
-		if err := <-errc; err != nil {
-			t.Fatalf("size %d: server write: %v", size, err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("size %d: bytes differ", size)
-		}
-		go func() { _, err := client.Write(want); errc <- err }()
-		back := make([]byte, size)
-		if _, err := io.ReadFull(server, back); err != nil {
-			t.Fatalf("size %d: server read: %v", size, err)
-		}
-		if err := <-errc; err != nil {
-			t.Fatalf("size %d: client write: %v", size, err)
-		}
-		if !bytes.Equal(back, want) {
-			t.Fatalf("size %d: bytes differ on the way back", size)
-		}
+		errc <- nil
+	}()
+	got := make([]byte, len(want))
+	time.Sleep(20 * time.Millisecond)
+	if _, err := io.ReadFull(to, got); err != nil {
+		t.Fatalf("%s: read: %v", what, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("%s: write: %v", what, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: bytes differ", what)
 	}
 }
 
