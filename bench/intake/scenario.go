@@ -679,9 +679,9 @@ func (e *scenarioEnv) warmUp(ctx context.Context, rep *scenarioReport, name stri
 }
 
 // ramp raises the offered rate step by step until a step misses the bar
-// (-step-tries times), then tries midpoints; the highest rate that passed must then hold for
-// -hold (the length of a surge), stepping down by a tenth each time it does
-// not, and C is the rate that held. A 10 s step can pass on a machine that
+// (-step-tries times), then tries midpoints; the highest rate that passed
+// must then hold for -hold (the length of a surge), stepping down by a tenth
+// each time it does not, and C is the rate that held. A 10 s step can pass on a machine that
 // cannot keep that rate up for a minute (autovacuum, checkpoints and the
 // tables' growth come in later): at a C measured only in 10 s steps, a 60 s
 // hold missed the bar with accepted p99 191 ms.
@@ -700,20 +700,17 @@ func (e *scenarioEnv) ramp(ctx context.Context, rep *scenarioReport) (float64, [
 	step := func(rate float64) bool {
 		rate = math.Round(rate)
 		for try := 1; ; try++ {
-			name := fmt.Sprintf("ramp %.0f/s", rate)
+			again := "" // names a second or later try, in the phase and the line
 			if try > 1 {
-				name += fmt.Sprintf(" (try %d)", try)
+				again = fmt.Sprintf(" (try %d)", try)
 			}
-			p := run(name, rate, o.step)
+			p := run(fmt.Sprintf("ramp %.0f/s%s", rate, again), rate, o.step)
 			e.judgeStep(p)
 			verdict := "PASS"
 			if !p.Pass {
 				verdict = "miss: " + strings.Join(p.Problems, "; ")
 			}
-			if try > 1 {
-				verdict += fmt.Sprintf(" (try %d)", try)
-			}
-			fmt.Fprintf(e.human, "  step         %.0f/s %s\n", rate, verdict)
+			fmt.Fprintf(e.human, "  step         %.0f/s %s%s\n", rate, verdict, again)
 			e.sleep(ctx, o.pause)
 			if p.Pass || try >= o.stepTries || ctx.Err() != nil {
 				return p.Pass
