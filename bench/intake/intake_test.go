@@ -852,7 +852,10 @@ INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FRO
 		go func() { defer close(done); dispatch(stop, true) }()
 		defer func() { close(stop); <-done }()
 		var stdout, stderr bytes.Buffer
-		code := run(append([]string{name, "-url", srv.URL, "-db", scoped, "-json", "-pause", "0s", "-wait", "20s"}, args...),
+		// Latency is not what these cases judge: a 10 s bound keeps a
+		// stall of a busy CI machine from failing a 1 s step (a 100-claim
+		// step's p99 is its slowest claim or nearly).
+		code := run(append([]string{name, "-url", srv.URL, "-db", scoped, "-json", "-pause", "0s", "-wait", "20s", "-slo-p99", "10s"}, args...),
 			func(string) string { return "" }, &stdout, &stderr)
 		var rep scenarioReport
 		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
@@ -918,3 +921,21 @@ INSERT INTO claim_events (claim_id, status) SELECT aggregate_id, 'verifying' FRO
 }
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// The ramp's cases above give latency a 10 s bound; this is the bound itself:
+// a step passes at an accepted p99 of exactly -slo-p99 and misses just above
+// it, naming both figures.
+func TestJudgeStepLatencyBound(t *testing.T) {
+	e := &scenarioEnv{o: &scenarioOptions{sloP99: 100 * time.Millisecond}}
+	step := func(p99 float64) *phaseReport {
+		p := &phaseReport{Summary: &summary{StatusCounts: map[string]int{"202": 100}, LatencyAccepted: latencyMS{Count: 100, P99: p99}}}
+		e.judgeStep(p)
+		return p
+	}
+	if p := step(100); !p.Pass || len(p.Problems) != 0 {
+		t.Fatalf("p99 100 ms at a 100 ms bound: pass %v %v", p.Pass, p.Problems)
+	}
+	if p := step(101); p.Pass || len(p.Problems) != 1 || !strings.Contains(p.Problems[0], "accepted p99 101ms > 100ms") {
+		t.Fatalf("p99 101 ms at a 100 ms bound: pass %v %v", p.Pass, p.Problems)
+	}
+}
