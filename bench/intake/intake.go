@@ -133,6 +133,7 @@ type intakeRun struct {
 	perMerchant int
 	res         *results
 	acceptedIDs [][16]byte // distinct ids of accepted claims, after the run
+	early       *earlyMiss // ends the run once it cannot pass (loop engine only); nil: runs whole
 	// Connections the claim client opened during the load, and claims it
 	// sent again on a fresh connection because a kept-alive one had been
 	// closed by the server before answering (same key and body; net/http
@@ -360,8 +361,11 @@ func (r *intakeRun) loadLoop(ctx context.Context) *loadgen.Report {
 		Prime:   &loadgen.RawRequest{Method: http.MethodGet, Target: requestTarget(r.base, "/healthz")},
 	}, func(i int, dst []byte) []byte {
 		return r.raw.AppendRequest(dst, r.claimRequest(i))
-	}, func(i int, resp *loadgen.RawResponse, err error) {
+	}, func(i int, latency time.Duration, resp *loadgen.RawResponse, err error) {
 		r.record(i, resp, err)
+		if r.early != nil {
+			r.early.observe(i, r.res.status[i], r.res.ids[i] != ([16]byte{}), latency)
+		}
 	})
 	r.warmed, r.dials, r.resends = st.Opened, st.Dials, st.Resends
 	if err != nil {

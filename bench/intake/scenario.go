@@ -7,7 +7,9 @@ package main
 //	        all (every answer 202, no 429, no 5xx, no transport error; with
 //	        -step-tries n a step that misses is offered up to n times); C is
 //	        that rate if it also holds for -hold (60 s, as long as a surge),
-//	        else the first of 0.9×, 0.81×, … of it that does.
+//	        else the first of 0.9×, 0.81×, … of it that does. A step or hold
+//	        ends as soon as it can only miss (-stop-on-miss): an answer that
+//	        is not 202, or more than 1% of its claims accepted over -slo-p99.
 //	steady  -steady-factor × C (0.5) for -steady-duration: the same bar.
 //	surge   -surge-factor × C (3) for -surge-duration (60 s), no retries:
 //	        accepted/s ≥ -surge-min-accepted × C (0.8), every excess request
@@ -99,6 +101,7 @@ type scenarioOptions struct {
 	json              bool
 	outboxTopic       string
 	engine            string
+	stopOnMiss        bool
 }
 
 func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Writer) (*scenarioOptions, error) {
@@ -119,6 +122,7 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 	fs.IntVar(&o.stepTries, "step-tries", 1, "a ramp step that misses is offered again, up to this many times in all, before it counts as missed, so that one slow moment does not end the ramp; a step that passes on a later try tends to be one the holds then miss (README, Capacity, run 34)")
 	fs.DurationVar(&o.hold, "hold", 60*time.Second, "C must hold this long: the ramp's best step is offered again for this long, and 10% less each time it misses the bar; 0 takes the best step as C")
 	fs.IntVar(&o.holdTries, "hold-tries", 4, "holds tried before the ramp gives up on finding C")
+	fs.BoolVar(&o.stopOnMiss, "stop-on-miss", true, "end a ramp step or hold as soon as it can only miss (an answer other than 202, or over 1% of its claims accepted slower than -slo-p99), so that a missed hold does not grow the database the next one runs on (-engine loop)")
 	fs.DurationVar(&o.sloP99, "slo-p99", 100*time.Millisecond, "a ramp or steady step passes with accepted p99 at most this (and no error)")
 	fs.Float64Var(&o.steadyFactor, "steady-factor", 0.5, "steady offers this × C")
 	fs.DurationVar(&o.steadyDuration, "steady-duration", 60*time.Second, "how long steady lasts")
@@ -254,6 +258,7 @@ type phase struct {
 	retry       bool
 	replayEvery int
 	resend      *phaseReport // send that phase's BRNs again, under new keys
+	judged      bool         // a ramp step or hold: may end early once it cannot pass (-stop-on-miss)
 }
 
 // phaseReport is one phase's outcome.
@@ -264,6 +269,7 @@ type phaseReport struct {
 	Summary  *summary `json:"summary"`
 	Pass     bool     `json:"pass"`
 	Problems []string `json:"problems,omitempty"`
+	Stopped  string   `json:"stopped,omitempty"` // why it ended before its last claim, when -stop-on-miss ended it
 	ids      [][16]byte
 	// For a resend: the first BRN counter and claim count of the phase, and
 	// the id each claim was answered with (202: its claim; 409: the claim
@@ -551,7 +557,14 @@ func (e *scenarioEnv) runPhase(ctx context.Context, p phase) *phaseReport {
 	if p.replayEvery > 0 {
 		r.res.replayed = make([]atomic.Bool, n)
 	}
-	rep := r.load(ctx, e.human)
+	loadCtx := ctx
+	if p.judged && o.stopOnMiss && r.useLoop() {
+		var stop context.CancelFunc
+		loadCtx, stop = context.WithCancel(ctx)
+		defer stop()
+		r.early = &earlyMiss{slo: o.sloP99, n: n, rate: p.rate, stop: stop}
+	}
+	rep := r.load(loadCtx, e.human)
 	if r.setupErr != nil {
 		pr.Problems = append(pr.Problems, "set-up: "+r.setupErr.Error())
 	}
@@ -559,6 +572,10 @@ func (e *scenarioEnv) runPhase(ctx context.Context, p phase) *phaseReport {
 		DurationCap: capDur.String(), Retry: p.retry, Engine: engineName(r), Failures: []string{}}
 	r.summarizeLoad(rep, sum)
 	printLoad(e.human, sum)
+	if r.early != nil && r.early.reason != "" {
+		pr.Stopped = r.early.reason
+		fmt.Fprintf(e.human, "  stopped      %s\n", pr.Stopped)
+	}
 	pr.Summary, pr.ids, pr.idByIdx = sum, r.acceptedIDs, r.res.ids
 	return pr
 }
@@ -569,7 +586,12 @@ func (e *scenarioEnv) judgeStep(p *phaseReport) {
 	if s == nil {
 		return
 	}
-	p.expectAnswers("answers", "answered before the cap", "202")
+	notBy := "answered before the cap"
+	if p.Stopped != "" {
+		notBy = "" // not offered: the phase had already missed
+		p.Problems = append(p.Problems, "stopped "+p.Stopped)
+	}
+	p.expectAnswers("answers", notBy, "202")
 	if s.DuplicateIDs > 0 || s.Bad202 > 0 {
 		p.Problems = append(p.Problems, fmt.Sprintf("%d duplicate ids, %d bad 202 bodies", s.DuplicateIDs, s.Bad202))
 	}
@@ -692,7 +714,7 @@ func (e *scenarioEnv) ramp(ctx context.Context, rep *scenarioReport) (float64, [
 	// run offers one phase of the ramp; its claims go through the
 	// correctness check whether or not the phase is judged.
 	run := func(name string, rate float64, d time.Duration) *phaseReport {
-		p := e.runPhase(ctx, phase{name: name, rate: rate, duration: d})
+		p := e.runPhase(ctx, phase{name: name, rate: rate, duration: d, judged: true})
 		rep.Phases = append(rep.Phases, p)
 		ids = append(ids, p.ids...)
 		return p

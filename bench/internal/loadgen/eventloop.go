@@ -30,9 +30,11 @@ type LoopStats struct {
 type LoopRequest func(i int, dst []byte) []byte
 
 // LoopAnswer receives the answer to request i, or the transport error that
-// ended it; it runs on the loop's goroutine, and resp is reused after it
-// returns.
-type LoopAnswer func(i int, resp *RawResponse, err error)
+// ended it, with its latency from the intended time (as in the Report); it
+// runs on the loop's goroutine, and resp is reused after it returns.
+// Cancelling RunLoop's context from it ends the run before the next request
+// is sent.
+type LoopAnswer func(i int, latency time.Duration, resp *RawResponse, err error)
 
 // ErrLoopUnsupported: RunLoop needs Linux (epoll) and plain HTTP.
 var ErrLoopUnsupported = errors.New("the event loop needs Linux and plain HTTP")

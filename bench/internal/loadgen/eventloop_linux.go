@@ -383,7 +383,7 @@ func (e *eventLoop) read(c *loopConn) time.Duration {
 	e.busy--
 	c.req = -1
 	reuse := !eof && !e.resp.Closed && m == len(c.in)
-	e.answer(i, &e.resp, nil)
+	e.answer(i, e.rep.Latency[i], &e.resp, nil)
 	if reuse {
 		c.in = c.in[:0]
 		e.idle = append(e.idle, c)
@@ -423,7 +423,7 @@ func (e *eventLoop) fail(c *loopConn, err error) {
 	e.state[i] = stCompleted
 	e.busy--
 	c.req = -1
-	e.answer(i, nil, err)
+	e.answer(i, e.rep.Latency[i], nil, err)
 	e.addIdle()
 }
 

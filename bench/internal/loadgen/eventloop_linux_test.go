@@ -15,20 +15,21 @@ import (
 
 // loopAnswers collects what RunLoop reported per request.
 type loopAnswers struct {
-	status []int
-	body   []string
-	retry  []string
-	err    []error
-	calls  int
+	status  []int
+	body    []string
+	retry   []string
+	err     []error
+	latency []time.Duration
+	calls   int
 }
 
 func newLoopAnswers(n int) *loopAnswers {
-	return &loopAnswers{status: make([]int, n), body: make([]string, n), retry: make([]string, n), err: make([]error, n)}
+	return &loopAnswers{status: make([]int, n), body: make([]string, n), retry: make([]string, n), err: make([]error, n), latency: make([]time.Duration, n)}
 }
 
-func (a *loopAnswers) answer(i int, resp *RawResponse, err error) {
+func (a *loopAnswers) answer(i int, latency time.Duration, resp *RawResponse, err error) {
 	a.calls++
-	a.err[i] = err
+	a.err[i], a.latency[i] = err, latency
 	if resp != nil {
 		a.status[i], a.body[i], a.retry[i] = resp.StatusCode, string(resp.Body), resp.RetryAfter
 	}
@@ -96,8 +97,8 @@ func TestLoopSendsEveryRequestOnce(t *testing.T) {
 		t.Fatalf("stats %+v, server accepted %d connections", st, srv.conns.Load())
 	}
 	for i := range n {
-		if a.err[i] != nil || rep.Latency[i] < 0 {
-			t.Fatalf("request %d: err %v latency %v", i, a.err[i], rep.Latency[i])
+		if a.err[i] != nil || rep.Latency[i] < 0 || a.latency[i] != rep.Latency[i] {
+			t.Fatalf("request %d: err %v latency %v, %v given to the answer", i, a.err[i], rep.Latency[i], a.latency[i])
 		}
 		switch i % 3 {
 		case 0:
@@ -258,6 +259,22 @@ func TestLoopStopsAtCapAndOnInterrupt(t *testing.T) {
 	}, newLoopAnswers(100).answer)
 	if err != nil || !rep.Interrupted || rep.CapReached || rep.Completed == 0 || rep.Completed == 100 {
 		t.Fatalf("interrupted run: %v %+v", err, rep)
+	}
+
+	// Cancelled from an answer (the intake tool's early verdict), the run
+	// sends nothing more: request 5's answer ends it at 1,000/s, where
+	// request 6 is due 1 ms later (request 0 hangs, as above).
+	ctx, cancel = context.WithCancel(t.Context())
+	stopAt := newLoopAnswers(100)
+	rep, _, err = RunLoop(ctx, LoopConfig{Config: Config{N: 100, Rate: 1000, Concurrency: 4, Duration: time.Minute}, Client: c}, keyedPost(c),
+		func(i int, latency time.Duration, resp *RawResponse, err error) {
+			stopAt.answer(i, latency, resp, err)
+			if i == 5 {
+				cancel()
+			}
+		})
+	if err != nil || !rep.Interrupted || stopAt.status[5] != 202 || rep.Started > 6+4 || rep.NotSent < 90 {
+		t.Fatalf("run cancelled by answer 5: %v started %d completed %d not sent %d", err, rep.Started, rep.Completed, rep.NotSent)
 	}
 }
 
