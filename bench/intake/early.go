@@ -44,7 +44,7 @@ func (m *earlyMiss) observe(i int, status int16, filed bool, latency time.Durati
 	case latency.Microseconds() > m.slo.Microseconds(): // as judgeStep compares
 		m.slow++
 		if m.slow*100 > m.n {
-			m.end(i, fmt.Sprintf("the %d-th claim accepted slower than %s, over 1%% of the %d offered, so p99 > %s", m.slow, m.slo, m.n, m.slo))
+			m.end(i, fmt.Sprintf("%d claims accepted slower than %s, over 1%% of the %d offered, so p99 > %s", m.slow, m.slo, m.n, m.slo))
 		}
 	}
 }

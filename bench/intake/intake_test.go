@@ -983,7 +983,7 @@ func TestEarlyMissIsCertain(t *testing.T) {
 		t.Fatalf("p99 %v with 10 slow of 1,000", p99)
 	}
 	m.observe(999, 202, true, slo+time.Millisecond)
-	if !*stopped || m.reason != "at claim 1000 of 1000 (due at 10.0s), the 11-th claim accepted slower than 100ms, over 1% of the 1000 offered, so p99 > 100ms" {
+	if !*stopped || m.reason != "at claim 1000 of 1000 (due at 10.0s), 11 claims accepted slower than 100ms, over 1% of the 1000 offered, so p99 > 100ms" {
 		t.Fatalf("11th slow claim: stopped %v %q", *stopped, m.reason)
 	}
 	// With 11 slow ones, no way of ending the phase passes: the fewer
