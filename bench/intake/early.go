@@ -22,7 +22,8 @@ type earlyMiss struct {
 	slo    time.Duration // accepted p99 bound (-slo-p99)
 	n      int           // claims the phase offers
 	slow   int           // accepted so far above slo
-	rate   float64       // claims/s offered, to tell when claim i was due
+	rate   float64       // claims/s offered, to tell when a claim was due
+	last   int           // the furthest claim answered so far (answers come out of order)
 	stop   context.CancelFunc
 	reason string // why it stopped; "" while it runs
 }
@@ -34,23 +35,24 @@ func (m *earlyMiss) observe(i int, status int16, filed bool, latency time.Durati
 	if m.reason != "" {
 		return
 	}
+	m.last = max(m.last, i)
 	switch {
 	case status == stTransport:
-		m.end(i, "a transport error")
+		m.end(fmt.Sprintf("claim %d ended in a transport error", i+1))
 	case status != http.StatusAccepted:
-		m.end(i, fmt.Sprintf("answered %d", status))
+		m.end(fmt.Sprintf("claim %d answered %d", i+1, status))
 	case !filed:
-		m.end(i, "answered 202 without a claim")
+		m.end(fmt.Sprintf("claim %d answered 202 without a claim", i+1))
 	case latency.Microseconds() > m.slo.Microseconds(): // as judgeStep compares
 		m.slow++
 		if m.slow*100 > m.n {
-			m.end(i, fmt.Sprintf("%d claims accepted slower than %s, over 1%% of the %d offered, so p99 > %s", m.slow, m.slo, m.n, m.slo))
+			m.end(fmt.Sprintf("%d claims accepted slower than %s, over 1%% of the %d offered, so p99 > %s", m.slow, m.slo, m.n, m.slo))
 		}
 	}
 }
 
-// end stops the phase at claim i (from 0), which decided it.
-func (m *earlyMiss) end(i int, what string) {
-	m.reason = fmt.Sprintf("at claim %d of %d (due at %.1fs), %s", i+1, m.n, float64(i)/m.rate, what)
+// end stops the phase, saying how far it had come and why.
+func (m *earlyMiss) end(why string) {
+	m.reason = fmt.Sprintf("after claim %d of %d (due at %.1fs): %s", m.last+1, m.n, float64(m.last)/m.rate, why)
 	m.stop()
 }
