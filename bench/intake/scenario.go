@@ -121,7 +121,7 @@ func parseScenarioFlags(args []string, getenv func(string) string, stderr io.Wri
 	fs.IntVar(&o.refine, "refine", 2, "after the first failing ramp step, try this many midpoints")
 	fs.IntVar(&o.stepTries, "step-tries", 1, "a ramp step that misses is offered again, up to this many times in all, before it counts as missed, so that one slow moment does not end the ramp; a step that passes on a later try tends to be one the holds then miss (README, Capacity, run 34)")
 	fs.DurationVar(&o.hold, "hold", 60*time.Second, "C must hold this long: the ramp's best step is offered again for this long, and 10% less each time it misses the bar; 0 takes the best step as C")
-	fs.IntVar(&o.holdTries, "hold-tries", 4, "holds tried before the ramp gives up on finding C")
+	fs.IntVar(&o.holdTries, "hold-tries", 6, "holds tried before the ramp gives up on finding C (the last at 0.9^5 = 0.59 × the best step with 6)")
 	fs.BoolVar(&o.stopOnMiss, "stop-on-miss", true, "end a ramp step or hold as soon as it can only miss (an answer other than 202, or over 1% of its claims accepted slower than -slo-p99), so that a missed hold does not grow the database the next one runs on (-engine loop)")
 	fs.DurationVar(&o.sloP99, "slo-p99", 100*time.Millisecond, "a ramp or steady step passes with accepted p99 at most this (and no error)")
 	fs.Float64Var(&o.steadyFactor, "steady-factor", 0.5, "steady offers this × C")
