@@ -703,10 +703,10 @@ func (e *scenarioEnv) warmUp(ctx context.Context, rep *scenarioReport, name stri
 // ramp raises the offered rate step by step until a step misses the bar
 // (-step-tries times), then tries midpoints; the highest rate that passed
 // must then hold for -hold (the length of a surge), stepping down by a tenth
-// each time it does not, and C is the rate that held. A 10 s step can pass on a machine that
-// cannot keep that rate up for a minute (autovacuum, checkpoints and the
-// tables' growth come in later): at a C measured only in 10 s steps, a 60 s
-// hold missed the bar with accepted p99 191 ms.
+// each time it does not, and C is the rate that held. A 10 s step can pass
+// on a machine that cannot keep that rate up for a minute (autovacuum,
+// checkpoints and the tables' growth come in later): at a C measured only in
+// 10 s steps, a 60 s hold missed the bar with accepted p99 191 ms.
 func (e *scenarioEnv) ramp(ctx context.Context, rep *scenarioReport) (float64, [][16]byte) {
 	o := e.o
 	var ids [][16]byte

@@ -38,12 +38,12 @@ import (
 // third of it pgx encoding the group statement's parameters) while their
 // live heap stays small, so the default collects very often. While a
 // collection marks, a quarter of GOMAXPROCS goes to the collector, and on 2
-// cores under load that shows as a slow second. Measured at 2,000 claims/s: p99 48–68 ms
-// with 300 against 96–152 ms with 100. At 4,200 claims/s for two minutes
-// (relief dev, live heap ~100 MB): 300 collected 53 times, with 6 and 10
-// seconds whose p99 passed 100 ms and p99 100 and 86 ms overall; 800
-// collected 25 times, with 5 and 4 such seconds, p99 71 and 59 ms. The heap
-// peaks at about nine times the live data.
+// cores under load that shows as a slow second. Measured at 2,000 claims/s:
+// p99 48–68 ms with 300 against 96–152 ms with 100. At 4,200 claims/s for
+// two minutes (relief dev, live heap ~100 MB): 300 collected 53 times, with
+// 6 and 10 seconds whose p99 passed 100 ms and p99 100 and 86 ms overall;
+// 800 collected 25 times, with 5 and 4 such seconds, p99 71 and 59 ms. The
+// heap peaks at about nine times the live data.
 const defaultGCPercent = 800
 
 func main() {
