@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -1017,5 +1020,52 @@ func TestEarlyMissIsCertain(t *testing.T) {
 		if want := "after claim 43 of 1000 (due at 0.4s): " + tc.want; !*stopped || m.reason != want {
 			t.Fatalf("status %d: stopped %v %q, want %q", tc.status, *stopped, m.reason, want)
 		}
+	}
+}
+
+// -timeline writes one line per claim, due times at the offered rate from
+// the run's start, each with its latency and final status.
+func TestTimelineFile(t *testing.T) {
+	f := newFake()
+	f.busy = func(post int) bool { return post%10 == 0 } // every tenth claim 429
+	path := filepath.Join(t.TempDir(), "timeline.csv")
+	code, s, human := runAgainst(t, f, "-n", "300", "-rate", "1000", "-concurrency", "16", "-claims-per-merchant", "100", "-brn-offset", "7000", "-timeline", path)
+	if code != 0 || !strings.Contains(human, "timeline     "+path) {
+		t.Fatalf("exit %d\n%s", code, human)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] != "due_unix_ms,latency_ms,status" || len(lines) != 301 {
+		t.Fatalf("%d lines, header %q", len(lines), lines[0])
+	}
+	statuses := map[string]int{}
+	var first, prev float64
+	for i, line := range lines[1:] {
+		var due, lat float64
+		var st int
+		if _, err := fmt.Sscanf(line, "%f,%f,%d", &due, &lat, &st); err != nil {
+			t.Fatalf("line %d %q: %v", i+2, line, err)
+		}
+		if i == 0 {
+			first = due
+			if now := float64(time.Now().UnixMilli()); due > now || due < now-60_000 {
+				t.Fatalf("first claim due at %.3f, now %.0f", due, now)
+			}
+		}
+		// Claim i is due i ms after the first at 1,000/s (to the µs written).
+		if got := due - first; math.Abs(got-float64(i)) > 0.002 || due < prev {
+			t.Fatalf("claim %d due %.3f ms after the first", i, got)
+		}
+		if lat <= 0 || lat > 10_000 {
+			t.Fatalf("claim %d latency %v ms", i, lat)
+		}
+		prev = due
+		statuses[strconv.Itoa(st)]++
+	}
+	if statuses["429"] != 30 || statuses["202"] != 270 || !maps.Equal(statuses, s.StatusCounts) {
+		t.Fatalf("timeline statuses %v, summary %v", statuses, s.StatusCounts)
 	}
 }

@@ -112,6 +112,7 @@ type options struct {
 	setupTimeout      time.Duration
 	json              bool
 	engine            string
+	timeline          string
 }
 
 const maxClaims = 1_000_000
@@ -140,6 +141,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.outboxTopic, "outbox-topic", "claim.filed", "outbox topic that starts the claim workflow (empty: any topic)")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 2*time.Minute, "time allowed for signing up and logging in the merchants")
 	fs.BoolVar(&o.json, "json", false, "also print a JSON summary on stdout (the human report then goes to stderr)")
+	fs.StringVar(&o.timeline, "timeline", "", "write every claim's answer to this CSV file (unix_ms due, latency_ms, status), to match slow moments with what the server was doing")
 	fs.StringVar(&o.engine, "engine", engineLoop, engineUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: intake [flags]\n\nOpen-loop load test of POST /api/v1/claims against a loopback Relief server.\n\n")
@@ -312,6 +314,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	r.summarizeLoad(rep, sum)
 	printLoad(human, sum)
+	if o.timeline != "" {
+		if err := writeTimeline(o.timeline, rep, r.res, o.rate); err != nil {
+			fmt.Fprintln(stderr, "intake: -timeline:", err)
+			return 2
+		}
+		fmt.Fprintf(human, "  timeline     %s\n", o.timeline)
+	}
 
 	failed := sum.Accepted == 0
 	if failed {
