@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 )
 
 // Session cache. Every request of a signed-in user resolves its cookie to a
@@ -45,6 +46,16 @@ type sessionCache struct {
 	indexed int                                 // tokens in byUser (they may outlive their entries)
 
 	hits, misses atomic.Int64
+
+	// reads lets one database read resolve a session for every request of
+	// it that misses the cache meanwhile. A merchant's browser or client
+	// sends several requests at once, and every cached session expires at
+	// the end of its TTL: in a surge each expiry became a burst of identical
+	// queries that grew the connection pool, and PostgreSQL spent the next
+	// second starting and warming new backends with the machine already
+	// full (README, Capacity).
+	reads   singleflight.Group
+	dbReads atomic.Int64 // sessions read from the database (SessionReads)
 }
 
 type cachedSession struct {
@@ -165,6 +176,9 @@ func (c *sessionCache) apply(payload string) {
 func (s *Store) SessionCacheStats() (hits, misses int64) {
 	return s.sessions.hits.Load(), s.sessions.misses.Load()
 }
+
+// SessionReads counts the sessions this process has read from the database.
+func (s *Store) SessionReads() int64 { return s.sessions.dbReads.Load() }
 
 // CachedSessions reports how many sessions this process has cached (tests).
 func (s *Store) CachedSessions() int {

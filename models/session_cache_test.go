@@ -178,3 +178,42 @@ func TestSessionCacheOffWithoutListener(t *testing.T) {
 		t.Fatalf("cached %d sessions without a listener", n)
 	}
 }
+
+// Requests of one session that miss the cache together share one database
+// read. At the end of every TTL, and before a session is cached at all,
+// each request in flight used to read it itself: in a surge, a burst of
+// identical queries that grew the connection pool.
+func TestSessionReadIsShared(t *testing.T) {
+	s, _, clock := watchedStore(t)
+	ctx := context.Background()
+	u := merchantOf(t, s)
+	tok := login(t, s, u)
+	const n = 64
+	for round := range 3 {
+		before := s.SessionReads()
+		users := make([]*models.User, n)
+		errs := make([]error, n)
+		atOnce(n, func(i int) { users[i], errs[i] = s.SessionUser(ctx, tok, time.Hour) })
+		for i := range n {
+			if errs[i] != nil || users[i] == nil || users[i].ID != u.ID {
+				t.Fatalf("round %d, request %d: %+v %v", round, i, users[i], errs[i])
+			}
+			if i > 0 && users[i] == users[0] {
+				t.Fatalf("round %d: requests were given one *User to share", round)
+			}
+		}
+		// One read, or two when a request checked the cache just before the
+		// read filled it and asked just after the read ended.
+		if reads := s.SessionReads() - before; reads < 1 || reads > 2 {
+			t.Fatalf("round %d: %d requests at once read the session %d times", round, n, reads)
+		}
+		clock.Add(models.SessionCacheTTL) // the entry expires: the next round misses again
+	}
+	// A request after a logout does not join a read from before it.
+	if err := s.DeleteSession(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SessionUser(ctx, tok, time.Hour); err == nil {
+		t.Fatal("a session resolved after its logout")
+	}
+}

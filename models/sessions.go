@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -66,29 +67,58 @@ func (s *Store) SessionUserUntil(ctx context.Context, token string, idle time.Du
 		return u, until, nil
 	}
 	epoch, caching := s.sessions.begin()
-	var lastSeen, expires time.Time
-	u := &User{}
-	err := s.Pool.QueryRow(ctx, `SELECT s.last_seen_at, s.expires_at, u.id, u.email, u.name, u.phone, u.roles, coalesce(u.agency_code, ''), u.demo, u.created_at, u.password_hash
-		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3`,
-		digest[:], now, now.Add(-idle)).Scan(&lastSeen, &expires, &u.ID, &u.Email, &u.Name, &u.Phone, &u.Roles, &u.Agency, &u.Demo, &u.CreatedAt, &u.passwordHash)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, time.Time{}, ErrNotFound
-	}
+	// The read is shared by every request of this session that misses the
+	// cache meanwhile (see sessionCache.reads). The epoch is part of the key:
+	// a request that comes after a logout or a role change does not join a
+	// read that began before it.
+	key := string(digest[:]) + strconv.FormatUint(epoch, 10) + "/" + idle.String()
+	v, err, _ := s.sessions.reads.Do(key, func() (any, error) {
+		// Not the first caller's context: its client leaving must not fail
+		// the requests waiting on the same read.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionReadTimeout)
+		defer cancel()
+		s.sessions.dbReads.Add(1)
+		var lastSeen, expires time.Time
+		u := User{}
+		err := s.Pool.QueryRow(rctx, `SELECT s.last_seen_at, s.expires_at, u.id, u.email, u.name, u.phone, u.roles, coalesce(u.agency_code, ''), u.demo, u.created_at, u.password_hash
+			FROM sessions s JOIN users u ON u.id = s.user_id
+			WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3`,
+			digest[:], now, now.Add(-idle)).Scan(&lastSeen, &expires, &u.ID, &u.Email, &u.Name, &u.Phone, &u.Roles, &u.Agency, &u.Demo, &u.CreatedAt, &u.passwordHash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		if now.Sub(lastSeen) > time.Minute {
+			if _, err := s.Pool.Exec(rctx, `UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1`, digest[:], now); err != nil {
+				return nil, err
+			}
+			lastSeen = now
+		}
+		if caching {
+			s.sessions.fill(digest, epoch, cachedSession{user: u, lastSeen: lastSeen, expires: expires, fetched: now})
+		}
+		return sessionRead{user: u, until: minTime(expires, lastSeen.Add(idle))}, nil
+	})
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if now.Sub(lastSeen) > time.Minute {
-		if _, err := s.Pool.Exec(ctx, `UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1`, digest[:], now); err != nil {
-			return nil, time.Time{}, err
-		}
-		lastSeen = now
-	}
-	if caching {
-		s.sessions.fill(digest, epoch, cachedSession{user: *u, lastSeen: lastSeen, expires: expires, fetched: now})
-	}
-	return u, minTime(expires, lastSeen.Add(idle)), nil
+	r := v.(sessionRead)
+	u := r.user // a copy for each caller, as from the cache
+	return &u, r.until, nil
 }
+
+// sessionRead is what one shared database read of a session gives every
+// request waiting on it.
+type sessionRead struct {
+	user  User
+	until time.Time
+}
+
+// sessionReadTimeout bounds a shared session read, which no single request's
+// context may cancel.
+const sessionReadTimeout = 10 * time.Second
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
