@@ -10,7 +10,7 @@ import (
 )
 
 // writeTimeline writes one CSV line per claim: when it was due (Unix
-// milliseconds, from the run's start and the offered rate), how long its
+// milliseconds: the intended send time the latency counts from), how long its
 // answer took from then, and its status (0 never answered, -1 transport
 // error). Matched against a server's own clock (logs, pg_stat_activity
 // samples, /proc), it tells which moment a tail came from.
@@ -21,9 +21,8 @@ func writeTimeline(path string, rep *loadgen.Report, res *results, rate float64)
 	}
 	w := bufio.NewWriter(f)
 	fmt.Fprintln(w, "due_unix_ms,latency_ms,status")
-	start := rep.Start.UnixMicro()
 	for i, lat := range rep.Latency {
-		due := start + int64(float64(i)/rate*1e6)
+		due := loadgen.Intended(rep.Start, rate, i).UnixMicro()
 		st := int16(0)
 		if lat >= 0 {
 			st = res.status[i]
