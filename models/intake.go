@@ -256,9 +256,7 @@ func (st *intakeState) program(ctx context.Context, s *Store, code string) (*Pro
 	// not join a read that began before it.
 	key := strconv.FormatUint(gen, 10) + "/" + code
 	v, err, _ := st.programReads.Do(key, func() (any, error) {
-		// Not the first caller's context: its client leaving must not fail
-		// the claims waiting on the same read.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), programReadTimeout)
+		rctx, cancel := sharedReadContext(ctx)
 		defer cancel()
 		fetched := time.Now()
 		st.programDBReads.Add(1)
@@ -286,9 +284,15 @@ func (st *intakeState) program(ctx context.Context, s *Store, code string) (*Pro
 // database in this process (for tests and benchmarks).
 func (s *Store) ProgramReads() int64 { return s.intake.programDBReads.Load() }
 
-// programReadTimeout bounds a shared program read (the statement timeout is
-// longer, and a claim should not wait that long for its program).
-const programReadTimeout = 10 * time.Second
+// sharedReadContext is the context of a read that several requests wait on
+// (the program and session reads): not the first caller's, whose client
+// leaving must not fail the others, and bounded, since the statement timeout
+// is longer and a request should not wait that long.
+func sharedReadContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), sharedReadTimeout)
+}
+
+const sharedReadTimeout = 10 * time.Second
 
 // ForgetPrograms drops intake's cached programs (tests and admin edits in
 // this process; other processes pick a change up within ProgramCacheTTL).

@@ -73,9 +73,7 @@ func (s *Store) SessionUserUntil(ctx context.Context, token string, idle time.Du
 	// read that began before it.
 	key := string(digest[:]) + strconv.FormatUint(epoch, 10) + "/" + idle.String()
 	v, err, _ := s.sessions.reads.Do(key, func() (any, error) {
-		// Not the first caller's context: its client leaving must not fail
-		// the requests waiting on the same read.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionReadTimeout)
+		rctx, cancel := sharedReadContext(ctx)
 		defer cancel()
 		s.sessions.dbReads.Add(1)
 		var lastSeen, expires time.Time
@@ -115,10 +113,6 @@ type sessionRead struct {
 	user  User
 	until time.Time
 }
-
-// sessionReadTimeout bounds a shared session read, which no single request's
-// context may cancel.
-const sessionReadTimeout = 10 * time.Second
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
